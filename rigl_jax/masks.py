@@ -1,0 +1,114 @@
+"""Mask pytrees: one boolean array per sparsified kernel, ``None`` elsewhere.
+
+Masks have the structure of the params. Inactive weights are kept at exactly
+zero in the params themselves, so the forward pass needs no masking and the
+gradient of the loss w.r.t. the params is the dense gradient RigL grows by.
+"""
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rigl_jax import topology
+from rigl_jax import tree_paths
+
+PyTree = Any
+
+
+def map_masks(fn: Callable[..., Any], masks: PyTree, *trees: PyTree) -> PyTree:
+  """Maps ``fn(mask, *leaves)`` over masks and trees; ``mask`` may be None."""
+  return jax.tree.map(fn, masks, *trees, is_leaf=tree_paths.is_none)
+
+
+def num_active_for(sparsity: float, size: int) -> int:
+  """The number of active entries a layer of ``size`` has at ``sparsity``."""
+  return int(round((1.0 - sparsity) * size))
+
+
+def random_scores(rng: jax.Array, template: PyTree, params: PyTree) -> PyTree:
+  """Uniform [0, 1) scores shaped like ``params`` where ``template`` is not None.
+
+  Each leaf draws from its own key, so a leaf's scores do not depend on the
+  shapes of the others.
+  """
+  leaves, treedef = jax.tree.flatten(template, is_leaf=tree_paths.is_none)
+  shapes = [p.shape for p in treedef.flatten_up_to(params)]
+  scores = [
+      None if leaf is None else jax.random.uniform(
+          jax.random.fold_in(rng, i), shape)
+      for i, (leaf, shape) in enumerate(zip(leaves, shapes))
+  ]
+  return jax.tree.unflatten(treedef, scores)
+
+
+def random_masks(rng: jax.Array, params: PyTree, sparsities: PyTree) -> PyTree:
+  """Uniformly random masks with ``round((1 - s) * N)`` active entries.
+
+  Args:
+    rng: a PRNG key; the same key gives the same masks.
+    params: pytree of arrays or ``jax.ShapeDtypeStruct``.
+    sparsities: the output of ``get_sparsities`` for ``params``.
+
+  Returns:
+    A pytree with a bool mask for each leaf with a float sparsity and None
+    for each leaf whose sparsity is None.
+  """
+  return map_masks(
+      lambda s, scores: None if s is None else topology.top_k_mask(
+          scores, num_active_for(s, scores.size)),
+      sparsities, random_scores(rng, sparsities, params))
+
+
+def full_masks(params: PyTree, sparsities: PyTree) -> PyTree:
+  """All-active masks for the sparsified leaves (methods that start dense)."""
+  return map_masks(
+      lambda s, p: None if s is None else jnp.ones(p.shape, jnp.bool_),
+      sparsities, params)
+
+
+def apply_masks(params: PyTree, masks: PyTree) -> PyTree:
+  """Sets the inactive weights of ``params`` to zero."""
+  return map_masks(
+      lambda m, p: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
+      masks, params)
+
+
+def num_active(masks: PyTree) -> PyTree:
+  """Active entries per sparsified leaf (int32 scalars), None elsewhere."""
+  return map_masks(
+      lambda m: None if m is None else jnp.sum(m, dtype=jnp.int32), masks)
+
+
+def layer_sparsities(masks: PyTree) -> dict[str, float]:
+  """Achieved sparsity of each masked layer, keyed by its path (host side)."""
+  result = {}
+  for path, mask in tree_paths.named_leaves(masks):
+    mask = np.asarray(mask)
+    result[path] = 1.0 - float(mask.sum()) / mask.size
+  return result
+
+
+def overall_sparsity(masks: PyTree) -> float:
+  """Fraction of inactive weights over all masked leaves (host side)."""
+  total = active = 0
+  for mask in jax.tree.leaves(masks):
+    total += mask.size
+    active += int(np.asarray(mask).sum())
+  return 1.0 - active / total if total else 0.0
+
+
+def bytes_per_weight(masks: PyTree) -> float:
+  """Bytes the masks occupy per masked weight."""
+  leaves = jax.tree.leaves(masks)
+  size = sum(m.size for m in leaves)
+  return sum(m.size * m.dtype.itemsize for m in leaves) / size if size else 0.0
+
+
+def num_nonzero_params(params: PyTree, sparsities: PyTree) -> int:
+  """Weights a model keeps at ``sparsities``; dense leaves count in full."""
+  leaves, treedef = jax.tree.flatten(sparsities, is_leaf=tree_paths.is_none)
+  sizes = [int(np.prod(p.shape)) for p in treedef.flatten_up_to(params)]
+  return sum(size if s is None else num_active_for(s, size)
+             for s, size in zip(leaves, sizes))

@@ -1,0 +1,38 @@
+"""Sparse training methods, one module each, in an explicit registry."""
+
+from typing import Any
+
+from rigl_jax.methods import base
+from rigl_jax.methods import dense
+from rigl_jax.methods import pruning
+from rigl_jax.methods import rigl
+from rigl_jax.methods import set as set_lib
+from rigl_jax.methods import small_dense
+from rigl_jax.methods import snfs
+from rigl_jax.methods import snip
+from rigl_jax.methods import static
+
+SparseMethod = base.SparseMethod
+
+METHODS: dict[str, type[base.SparseMethod]] = {
+    'dense': dense.Dense,
+    'small_dense': small_dense.SmallDense,
+    'static': static.Static,
+    'snip': snip.Snip,
+    'set': set_lib.Set,
+    'snfs': snfs.Snfs,
+    'rigl': rigl.RigL,
+    'pruning': pruning.GradualPruning,
+}
+
+
+def get_method_class(name: str) -> type[base.SparseMethod]:
+  """The class registered under ``name``."""
+  if name not in METHODS:
+    raise ValueError(f'method must be one of {sorted(METHODS)}, got {name!r}')
+  return METHODS[name]
+
+
+def from_config(config: Any) -> base.SparseMethod:
+  """Builds ``config.method`` from a run config."""
+  return get_method_class(config.method).from_config(config)

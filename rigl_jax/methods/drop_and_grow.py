@@ -1,0 +1,85 @@
+"""Shared core of SET, SNFS and RigL: drop by magnitude, grow by a score.
+
+At an update step t, each sparse layer replaces
+k = floor(f_decay(t) * n_active) connections: the k active weights with the
+smallest |w| are dropped and k entries among those not kept are grown by the
+method's score. Subclasses only say how they score growth.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from rigl_jax import masks as masks_lib
+from rigl_jax import schedules
+from rigl_jax import topology
+from rigl_jax.methods import base
+
+PyTree = Any
+
+
+def num_to_swap(mask: jax.Array, fraction: Any) -> jax.Array:
+  """k = floor(fraction * n_active) for one layer."""
+  num_active = jnp.sum(mask, dtype=jnp.int32)
+  return jnp.floor(fraction * num_active).astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class DropAndGrowMethod(base.SparseMethod):
+  """A dynamic sparse method with a fixed number of active weights per layer.
+
+  Attributes:
+    update_schedule: which steps update the topology (ΔT, T_end).
+    drop_fraction: f_decay(t), the fraction of connections replaced.
+    skip_optimizer: whether an update step applies no optimizer step. None
+      takes the method's default (``default_skip_optimizer``).
+  """
+  update_schedule: schedules.UpdateSchedule
+  drop_fraction: schedules.DropFraction
+  skip_optimizer: Optional[bool] = None
+
+  changes_topology = True
+  default_skip_optimizer = False
+
+  @classmethod
+  def method_kwargs(cls, config: Any) -> dict[str, Any]:
+    """Constructor arguments of this method read from ``config``."""
+    mask_update = config.mask_update
+    return dict(
+        update_schedule=schedules.UpdateSchedule(
+            begin_step=mask_update.begin_step,
+            end_step=mask_update.end_step,
+            interval=mask_update.interval),
+        drop_fraction=schedules.DropFraction(
+            schedule=mask_update.schedule,
+            initial_fraction=mask_update.drop_fraction,
+            end_step=mask_update.end_step,
+            power=mask_update.power),
+        skip_optimizer=mask_update.skip_optimizer_step)
+
+  @classmethod
+  def from_config(cls, config: Any) -> 'DropAndGrowMethod':
+    return cls(**cls.method_kwargs(config))
+
+  @property
+  def skip_optimizer_step(self) -> bool:
+    if self.skip_optimizer is None:
+      return self.default_skip_optimizer
+    return self.skip_optimizer
+
+  def is_update_step(self, step: Any) -> Any:
+    return self.update_schedule.is_update_step(step)
+
+  def grow_scores(self, rng: jax.Array, params: PyTree, grads: PyTree,
+                  masks: PyTree, state: PyTree) -> PyTree:
+    """Per-layer growth scores (larger grows first), None for dense leaves."""
+    raise NotImplementedError
+
+  def update_masks(self, rng, step, params, grads, masks, state):
+    fraction = self.drop_fraction(step)
+    scores = self.grow_scores(rng, params, grads, masks, state)
+    return masks_lib.map_masks(
+        lambda m, w, s: None if m is None else topology.drop_and_grow(
+            m, w, s, num_to_swap(m, fraction)), masks, params, scores)

@@ -1,0 +1,76 @@
+"""SNIP (Lee et al. 2019): prune once at step 0 by connection sensitivity.
+
+Training starts dense. At step 0 the score |g ⊙ w| on the first batch
+selects each layer's budget from the distribution (or, with
+``global_ranking``, the top entries over all sparse layers together, as in
+the original SNIP). No optimizer step is taken at step 0; the masks then
+stay fixed.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from rigl_jax import masks as masks_lib
+from rigl_jax import topology
+from rigl_jax import tree_paths
+from rigl_jax.methods import base
+
+
+@dataclasses.dataclass(frozen=True)
+class Snip(base.SparseMethod):
+  """Single-shot pruning by connection sensitivity."""
+
+  global_ranking: bool = False
+
+  name = 'snip'
+  changes_topology = True
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(global_ranking=config.snip.global_ranking)
+
+  @property
+  def skip_optimizer_step(self):
+    return True
+
+  def init_masks(self, rng, params, sparsities):
+    del rng
+    return masks_lib.full_masks(params, sparsities)
+
+  def init_state(self, params, masks, sparsities):
+    del masks
+    return {
+        'num_active':
+            masks_lib.map_masks(
+                lambda s, p: None if s is None else jnp.asarray(
+                    masks_lib.num_active_for(s, p.size), jnp.int32),
+                sparsities, params)
+    }
+
+  def is_update_step(self, step):
+    return step == 0
+
+  def update_masks(self, rng, step, params, grads, masks, state):
+    del rng, step
+    sensitivity = masks_lib.map_masks(
+        lambda m, w, g: None if m is None else jnp.abs(w * g), masks, params,
+        grads)
+    if not self.global_ranking:
+      return masks_lib.map_masks(
+          lambda m, s, k: None if m is None else topology.top_k_mask(s, k),
+          masks, sensitivity, state['num_active'])
+    scores = jax.tree.leaves(sensitivity)
+    budget = sum(jax.tree.leaves(state['num_active']))
+    keep = topology.top_k_mask(
+        jnp.concatenate([s.reshape(-1) for s in scores]), budget)
+    leaves, treedef = jax.tree.flatten(sensitivity, is_leaf=tree_paths.is_none)
+    new_leaves, offset = [], 0
+    for leaf in leaves:
+      if leaf is None:
+        new_leaves.append(None)
+        continue
+      new_leaves.append(keep[offset:offset + leaf.size].reshape(leaf.shape))
+      offset += leaf.size
+    return jax.tree.unflatten(treedef, new_leaves)

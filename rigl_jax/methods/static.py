@@ -1,0 +1,12 @@
+"""Static: a random sparse topology fixed for the whole run."""
+
+import dataclasses
+
+from rigl_jax.methods import base
+
+
+@dataclasses.dataclass(frozen=True)
+class Static(base.SparseMethod):
+  """Random masks with the distribution's per-layer sparsities, never changed."""
+
+  name = 'static'

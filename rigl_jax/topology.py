@@ -1,0 +1,101 @@
+"""Jittable primitives that change a sparse topology: select, drop, grow.
+
+All selections rank by score with ties broken towards the lower flat index
+(a stable sort), so the same inputs always give the same mask. Counts may be
+traced integers: the drop fraction and pruning targets depend on the step.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rigl_jax import tree_paths
+
+PyTree = Any
+
+
+def top_k_mask(scores: jax.Array, k: Any) -> jax.Array:
+  """A bool mask of ``scores``' shape, True at its ``k`` largest entries."""
+  flat = scores.reshape(-1)
+  order = jnp.argsort(-flat, stable=True)
+  selected = jnp.arange(flat.size) < k
+  return jnp.zeros(flat.shape, jnp.bool_).at[order].set(selected).reshape(
+      scores.shape)
+
+
+def drop_and_grow(mask: jax.Array, weights: jax.Array,
+                  grow_scores: jax.Array, num_swap: Any) -> jax.Array:
+  """Drops the ``num_swap`` smallest-|w| active entries and grows as many.
+
+  Growth is among the entries not kept, so an entry may be dropped and grown
+  back in the same update. The number of active entries does not change.
+
+  Args:
+    mask: bool array, the current topology of one layer.
+    weights: the layer's weights (inactive entries are zero).
+    grow_scores: larger means grown first (e.g. |gradient|, random).
+    num_swap: how many connections to replace; at most the active count.
+
+  Returns:
+    The new bool mask.
+  """
+  num_active = jnp.sum(mask, dtype=jnp.int32)
+  num_swap = jnp.minimum(num_swap, num_active)
+  drop_scores = jnp.where(mask, jnp.abs(weights), -jnp.inf)
+  kept = top_k_mask(drop_scores, num_active - num_swap)
+  grown = top_k_mask(jnp.where(kept, -jnp.inf, grow_scores), num_swap)
+  return kept | grown
+
+
+def prune_to(mask: jax.Array, weights: jax.Array, num_keep: Any) -> jax.Array:
+  """Keeps the ``num_keep`` largest-|w| active entries; never grows."""
+  num_keep = jnp.minimum(num_keep, jnp.sum(mask, dtype=jnp.int32))
+  return top_k_mask(jnp.where(mask, jnp.abs(weights), -jnp.inf), num_keep)
+
+
+def grown_entries(old_masks: PyTree, new_masks: PyTree) -> PyTree:
+  """Entries active in ``new_masks`` but not in ``old_masks`` (None: dense)."""
+  return jax.tree.map(lambda old, new: None if new is None else new & ~old,
+                      old_masks, new_masks, is_leaf=tree_paths.is_none)
+
+
+def reset_grown(tx: optax.GradientTransformation, params: PyTree,
+                opt_state: optax.OptState, old_masks: PyTree,
+                new_masks: PyTree) -> tuple[PyTree, optax.OptState]:
+  """Zeroes dropped and newly grown weights and the grown optimizer state.
+
+  An entry active in both masks (kept, or dropped and grown back in the same
+  update) keeps its value and optimizer state. Every param-shaped leaf of any
+  optax state (momentum, Adam moments, ...) is reset at grown entries.
+
+  Returns:
+    ``(params, opt_state)`` for the new topology.
+  """
+  params = jax.tree.map(
+      lambda old, new, p: p if new is None else jnp.where(new & old, p, 0),
+      old_masks, new_masks, params, is_leaf=tree_paths.is_none)
+  grown = grown_entries(old_masks, new_masks)
+  # tree_map_params needs a leaf at every param position: False marks dense.
+  grown_or_false = jax.tree.map(lambda g: False if g is None else g, grown,
+                                is_leaf=tree_paths.is_none)
+
+  def reset(state_leaf, grown_leaf):
+    if grown_leaf is False:
+      return state_leaf
+    return jnp.where(grown_leaf, jnp.zeros_like(state_leaf), state_leaf)
+
+  opt_state = optax.tree_utils.tree_map_params(tx, reset, opt_state,
+                                               grown_or_false)
+  return params, opt_state
+
+
+def churn(old_masks: PyTree, new_masks: PyTree) -> jax.Array:
+  """Fraction of the previously active connections that were replaced."""
+  grown = jax.tree.leaves(grown_entries(old_masks, new_masks))
+  if not grown:
+    return jnp.zeros((), jnp.float32)
+  num_grown = sum(jnp.sum(g, dtype=jnp.int32) for g in grown)
+  num_old = sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(old_masks))
+  return num_grown / jnp.maximum(num_old, 1)

@@ -1,0 +1,49 @@
+"""Selection, drop-and-grow and the reset of grown entries."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rigl_jax import topology
+from rigl_jax import transforms
+
+
+def test_top_k_mask_breaks_ties_towards_lower_index():
+  scores = jnp.array([1.0, 3.0, 3.0, 0.0, 3.0])
+  np.testing.assert_array_equal(topology.top_k_mask(scores, 2),
+                                [False, True, True, False, False])
+  np.testing.assert_array_equal(topology.top_k_mask(scores, 0),
+                                [False] * 5)
+
+
+def test_drop_and_grow_drops_smallest_and_grows_highest_scores():
+  mask = jnp.array([True, True, True, False, False, False])
+  weights = jnp.array([0.5, -0.1, 2.0, 0.0, 0.0, 0.0])
+  scores = jnp.array([9.0, 9.0, 9.0, 1.0, 5.0, 3.0])
+  new = topology.drop_and_grow(mask, weights, scores, 1)
+  # Index 1 has the smallest |w| and is dropped, but its score is the largest
+  # among the entries not kept, so it is grown straight back.
+  np.testing.assert_array_equal(new, [True, True, True, False, False, False])
+  new = topology.drop_and_grow(mask, weights, scores.at[1].set(0.0), 1)
+  np.testing.assert_array_equal(new, [True, False, True, False, True, False])
+
+
+def test_reset_grown_zeroes_weights_and_every_param_shaped_state():
+  tx = transforms.sparse_optimizer(optax.adam(0.1))
+  params = {'w': jnp.array([1.0, 2.0, 3.0, 0.0]), 'b': jnp.ones(2)}
+  old = {'w': jnp.array([True, True, True, False]), 'b': None}
+  new = {'w': jnp.array([False, True, True, True]), 'b': None}
+  state = tx.init(params)
+  _, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params,
+                       masks={'w': jnp.ones(4, bool), 'b': None})
+  p2, s2 = topology.reset_grown(tx, params, state, old, new)
+  np.testing.assert_array_equal(p2['w'], [0.0, 2.0, 3.0, 0.0])
+  adam_state = s2[1][0]
+  np.testing.assert_array_equal(adam_state.mu['w'] == 0,
+                                [False, False, False, True])
+  np.testing.assert_array_equal(adam_state.nu['w'] == 0,
+                                [False, False, False, True])
+  assert bool((adam_state.mu['b'] != 0).all())
+  assert float(topology.churn(old, new)) == pytest.approx(1 / 3)
