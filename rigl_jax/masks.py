@@ -112,3 +112,16 @@ def num_nonzero_params(params: PyTree, sparsities: PyTree) -> int:
   sizes = [int(np.prod(p.shape)) for p in treedef.flatten_up_to(params)]
   return sum(size if s is None else num_active_for(s, size)
              for s, size in zip(leaves, sizes))
+
+
+def num_params(params: PyTree) -> int:
+  """The number of entries of all leaves."""
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+
+def num_active_params(params: PyTree, masks: PyTree) -> int:
+  """Active weights of masked leaves plus every entry of dense leaves."""
+  leaves, treedef = jax.tree.flatten(masks, is_leaf=tree_paths.is_none)
+  return sum(
+      int(np.prod(p.shape)) if m is None else int(np.count_nonzero(m))
+      for m, p in zip(leaves, treedef.flatten_up_to(params)))

@@ -11,3 +11,18 @@ from hypothesis import settings  # pylint: disable=g-import-not-at-top
 settings.register_profile('default', max_examples=20, deadline=None,
                           derandomize=True)
 settings.load_profile('default')
+
+
+import numpy as np  # pylint: disable=g-import-not-at-top,g-bad-import-order
+import pytest  # pylint: disable=g-import-not-at-top,g-bad-import-order
+
+from tests import fixtures  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture(scope='session')
+def mnist_dir(tmp_path_factory) -> str:
+  """A tiny MNIST in the original IDX format (learnable digit patterns)."""
+  directory = tmp_path_factory.mktemp('mnist')
+  fixtures.write_tiny_mnist(str(directory), num_train=512, num_test=200,
+                            rng=np.random.default_rng(0))
+  return str(directory)

@@ -1,0 +1,59 @@
+r"""LeNet-300-100 on MNIST, RigL at 90% sparsity with ERK (the main job).
+
+Offline, from the IDX files in ../shared/data/mnist:
+
+  python -m rigl_jax.main --config=configs/mnist_lenet300.py \
+      --config.dataset.local_dir=../shared/data/mnist --workdir=/tmp/mnist
+
+Through TFDS (downloads MNIST):
+
+  python -m rigl_jax.main --config=configs/mnist_lenet300.py --workdir=/tmp/mnist
+
+Expected result (2-core CPU, seed 0): test accuracy 98.33%, test loss 0.0597,
+overall sparsity 0.900 (ERK: Dense_0 0.920, Dense_1 0.770, Dense_2 dense),
+12,000 steps at about 640 steps/s, about 30 s wall time.
+
+Other methods and sparsities: ``--config.method=set --config.sparsity=0.95``
+or the short form ``--config=configs/mnist_lenet300.py:method=set``.
+"""
+
+import ml_collections
+
+from rigl_jax import run_config
+
+
+def get_config(arg: str = '') -> ml_collections.ConfigDict:
+  """The MNIST LeNet-300-100 config; ``arg`` holds key=value overrides."""
+  config = run_config.base_config()
+  config.method = 'rigl'
+  config.sparsity = 0.9
+  config.distribution = 'erk'
+  # Under 'uniform' the first layer stays dense, as in the paper.
+  config.uniform_dense_layers = ('^Dense_0/',)
+  config.dataset.name = 'mnist'
+  config.model.name = 'lenet300_100'
+
+  config.batch_size = 100
+  config.eval_batch_size = 1000
+  config.num_train_steps = 12_000  # 20 epochs
+  config.optimizer.name = 'momentum'
+  config.optimizer.learning_rate = 0.1
+  config.optimizer.momentum = 0.9
+  config.optimizer.nesterov = True
+  config.optimizer.l2 = 1e-4
+  config.lr_schedule.name = 'piecewise'
+  config.lr_schedule.boundaries = (6_000, 9_000)
+  config.lr_schedule.decay_factor = 0.1
+
+  config.mask_update.interval = 100
+  config.mask_update.end_step = 9_000
+  config.mask_update.drop_fraction = 0.3
+  config.mask_update.schedule = 'cosine'
+  config.pruning.begin_step = 1_000
+  config.pruning.end_step = 8_000
+  config.pruning.frequency = 200
+
+  config.log_every_steps = 500
+  config.eval_every_steps = 3_000
+  config.checkpoint_every_steps = 3_000
+  return run_config.apply_arg(config, arg or '')

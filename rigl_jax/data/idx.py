@@ -1,0 +1,58 @@
+"""Reader for the IDX files MNIST is distributed in (optionally gzipped)."""
+
+import gzip
+import os
+
+import numpy as np
+
+# The third byte of the magic number gives the element type.
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4',
+           0x0D: '>f4', 0x0E: '>f8'}
+
+
+class DataFileError(ValueError):
+  """A data file is missing, truncated or not what was expected."""
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads an IDX file (``.gz`` or raw) into a numpy array.
+
+  Raises:
+    DataFileError: naming ``path`` when it is missing, truncated or corrupt.
+  """
+  if not os.path.exists(path):
+    raise DataFileError(f'{path}: file not found')
+  try:
+    opener = gzip.open if path.endswith('.gz') else open
+    with opener(path, 'rb') as f:
+      data = f.read()
+  except (OSError, EOFError, gzip.BadGzipFile) as e:
+    raise DataFileError(f'{path}: cannot be read as '
+                        f'{"gzip" if path.endswith(".gz") else "IDX"}: {e}'
+                       ) from None
+  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
+    raise DataFileError(f'{path}: not an IDX file (bad magic number '
+                        f'{data[:4].hex() or "<empty>"})')
+  ndim = data[3]
+  header = 4 + 4 * ndim
+  if len(data) < header:
+    raise DataFileError(f'{path}: truncated header')
+  shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big')
+                for i in range(ndim))
+  dtype = np.dtype(_DTYPES[data[2]])
+  expected = int(np.prod(shape)) * dtype.itemsize
+  if len(data) - header != expected:
+    raise DataFileError(f'{path}: expected {expected} bytes of data for shape '
+                        f'{shape}, found {len(data) - header} (truncated or '
+                        'corrupt)')
+  return np.frombuffer(data, dtype, offset=header).reshape(shape)
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  """Writes ``array`` (uint8) as a gzipped or raw IDX file (test fixtures)."""
+  array = np.asarray(array, np.uint8)
+  header = bytes([0, 0, 0x08, array.ndim]) + b''.join(
+      int(d).to_bytes(4, 'big') for d in array.shape)
+  opener = gzip.open if path.endswith('.gz') else open
+  with opener(path, 'wb') as f:
+    f.write(header + array.tobytes())

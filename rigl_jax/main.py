@@ -1,0 +1,54 @@
+r"""Launches one experiment: a config file, a workdir, overrides.
+
+  python -m rigl_jax.main --config=configs/mnist_lenet300.py \
+      --workdir=/tmp/mnist --config.method=set --config.sparsity=0.95
+
+Running the same command again resumes from the workdir's latest checkpoint.
+"""
+
+import logging as pylogging
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+import tensorflow as tf
+
+from rigl_jax import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file (configs/*.py[:args]).',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, metrics and results.json.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False,
+    'Call jax.distributed.initialize() first (multi-host TPU/GPU slices).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+class _DropLibraryInfo(pylogging.Filter):
+  """Drops INFO records of chatty libraries (orbax logs every file write)."""
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return (record.levelno > pylogging.INFO or
+            '/orbax/' not in record.pathname)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  # TensorFlow only feeds data: keep it off the accelerators JAX uses.
+  tf.config.experimental.set_visible_devices([], 'GPU')
+  tf.config.experimental.set_visible_devices([], 'TPU')
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  logging.info('JAX process %d of %d, local devices: %s', jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,30 @@
+"""LeNet-300-100: the fully connected MNIST network (784-300-100-10)."""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rigl_jax.models import widths
+
+
+class LeNet300100(nn.Module):
+  """An MLP with two ReLU hidden layers; ``width`` scales both.
+
+  Attributes:
+    num_classes: size of the output layer.
+    width: multiplier of the hidden sizes (300, 100).
+    hidden_sizes: the hidden sizes at width 1.
+  """
+  num_classes: int = 10
+  width: float = 1.0
+  hidden_sizes: Sequence[int] = (300, 100)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train  # No dropout or normalization.
+    x = x.reshape((x.shape[0], -1)).astype(jnp.float32)
+    for size in self.hidden_sizes:
+      x = nn.relu(nn.Dense(widths.scale(size, self.width))(x))
+    return nn.Dense(self.num_classes)(x)

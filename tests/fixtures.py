@@ -1,0 +1,94 @@
+"""Small data sets and configs that tests write and run themselves."""
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+
+from rigl_jax.data import idx
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_tiny_mnist(directory: str, num_train: int, num_test: int,
+                     rng: np.random.Generator) -> None:
+  """IDX files of noisy 28x28 images whose bright row block is the label."""
+  for prefix, n in (('train', num_train), ('t10k', num_test)):
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+      images[i, 2 * label:2 * label + 3, 4:24] = 250
+    idx.write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'),
+                  images)
+    idx.write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'),
+                  labels)
+
+
+def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
+  """Overrides that shrink configs/mnist_lenet300.py to seconds."""
+  return {
+      'dataset.local_dir': local_dir,
+      'batch_size': 32,
+      'eval_batch_size': 64,
+      'num_train_steps': 12,
+      'mask_update.interval': 3,
+      'mask_update.end_step': 9,
+      'pruning.begin_step': 2,
+      'pruning.end_step': 8,
+      'pruning.frequency': 2,
+      'lr_schedule.boundaries': (8,),
+      'log_every_steps': 4,
+      'eval_every_steps': 6,
+      'checkpoint_every_steps': 6,
+  }
+
+
+def tiny_mnist_config(local_dir: str, **overrides: Any):
+  """configs/mnist_lenet300.py with tiny sizes and ``overrides``."""
+  sys.path.insert(0, REPO_ROOT)
+  try:
+    from configs import mnist_lenet300  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  config = mnist_lenet300.get_config()
+  for key, value in {**tiny_mnist_overrides(local_dir), **overrides}.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def run_main(workdir: str, overrides: dict[str, Any],
+             env: dict[str, str] | None = None,
+             config: str = 'configs/mnist_lenet300.py',
+             timeout: int = 600) -> subprocess.CompletedProcess:
+  """Runs ``python -m rigl_jax.main`` with ``--config.key=value`` flags."""
+  flags = [f'--config.{k}={v!r}' if isinstance(v, tuple) else
+           f'--config.{k}={v}' for k, v in overrides.items()]
+  return subprocess.run(
+      [sys.executable, '-m', 'rigl_jax.main', f'--config={config}',
+       f'--workdir={workdir}'] + flags,
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+      env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', **(env or {})},
+      check=False)
+
+
+def load_checkpoint(workdir: str, step: int) -> dict[str, Any]:
+  """The train state saved at ``step`` as nested dicts of numpy arrays.
+
+  Leaves come back as numpy arrays, so a state saved on any number of
+  devices loads in the single-device test process.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, 'checkpoints', str(step), 'state')
+  checkpointer = ocp.PyTreeCheckpointer()
+  metadata = checkpointer.metadata(path).item_metadata.tree
+  restore_args = jax.tree.map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
+  return checkpointer.restore(
+      path, args=ocp.args.PyTreeRestore(restore_args=restore_args))

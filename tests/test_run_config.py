@@ -1,0 +1,86 @@
+"""Config argument parsing, multiplier resolution and the optimizer."""
+
+import jax.numpy as jnp
+import pytest
+
+from rigl_jax import optimizers
+from rigl_jax import run_config
+
+
+def test_apply_arg_parses_literals_strings_and_dotted_keys():
+  config = run_config.apply_arg(
+      run_config.base_config(),
+      'method=set, sparsity=0.95,mask_update.interval=50,'
+      "dense_layers=('^a',)")
+  assert config.method == 'set'
+  assert config.sparsity == 0.95
+  assert config.mask_update.interval == 50
+  assert config.dense_layers == ('^a',)
+
+
+@pytest.mark.parametrize('arg', ['nosuchkey=1', 'mask_update.nope=2',
+                                 'nope.interval=3', 'method'])
+def test_apply_arg_rejects_unknown_keys(arg):
+  with pytest.raises(run_config.ConfigError, match='unknown key|key=value'):
+    run_config.apply_arg(run_config.base_config(), arg)
+
+
+def test_resolve_scales_every_step_anchor_by_the_multiplier():
+  config = run_config.base_config()
+  config.num_train_steps = 1000
+  config.mask_update.end_step = 750
+  config.pruning.begin_step, config.pruning.end_step = 100, 600
+  config.lr_schedule.warmup_steps = 50
+  config.lr_schedule.boundaries = (300, 700)
+  config.training_multiplier = 5.0
+  resolved = run_config.resolve(config)
+  assert resolved.num_train_steps == 5000
+  assert resolved.mask_update.end_step == 3750
+  assert resolved.mask_update.interval == config.mask_update.interval
+  assert (resolved.pruning.begin_step, resolved.pruning.end_step) == (500,
+                                                                      3000)
+  assert resolved.lr_schedule.warmup_steps == 250
+  assert resolved.lr_schedule.boundaries == (1500, 3500)
+  assert config.num_train_steps == 1000  # The input is not modified.
+
+
+def test_uniform_adds_its_dense_layers():
+  config = run_config.base_config()
+  config.dense_layers = ('a',)
+  config.uniform_dense_layers = ('first',)
+  assert run_config.effective_dense_layers(config) == ('a',)
+  config.distribution = 'uniform'
+  assert run_config.effective_dense_layers(config) == ('a', 'first')
+
+
+def test_custom_sparsities_parse():
+  assert run_config.parse_custom_sparsities(('Dense_0/k.*:0.5', 'x:0')) == {
+      'Dense_0/k.*': 0.5, 'x': 0.0}
+  with pytest.raises(run_config.ConfigError, match='regex:sparsity'):
+    run_config.parse_custom_sparsities(('Dense_0',))
+
+
+def test_warmup_then_piecewise_learning_rate():
+  config = run_config.base_config()
+  config.optimizer.learning_rate = 1.6
+  config.lr_schedule.name = 'piecewise'
+  config.lr_schedule.warmup_steps = 10
+  config.lr_schedule.boundaries = (30, 70)
+  schedule = optimizers.learning_rate_schedule(config)
+  for step, expected in [(0, 0.0), (5, 0.8), (10, 1.6), (29, 1.6), (30, 0.16),
+                         (69, 0.16), (70, 0.016)]:
+    assert float(schedule(jnp.asarray(step))) == pytest.approx(expected,
+                                                               rel=1e-5)
+
+
+def test_l2_applies_to_kernels_only():
+  config = run_config.base_config()
+  config.optimizer.name = 'sgd'
+  config.optimizer.learning_rate = 1.0
+  config.optimizer.l2 = 0.5
+  tx = optimizers.create_optimizer(config)
+  params = {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones(2)}
+  zeros = {'kernel': jnp.zeros((2, 2)), 'bias': jnp.zeros(2)}
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  assert float(updates['kernel'][0, 0]) == -0.5
+  assert float(updates['bias'][0]) == 0.0
