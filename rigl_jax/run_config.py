@@ -75,6 +75,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.dataset.name = 'mnist'
   config.dataset.local_dir = ''
   config.dataset.tfds_data_dir = ''
+  config.dataset.sequence_length = 512  # language models: bytes per example
+  config.dataset.image_size = 224  # ImageNet: training crop and eval size
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'lenet300_100'

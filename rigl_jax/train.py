@@ -15,23 +15,21 @@ from typing import Any
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
-import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
 from rigl_jax import data
-from rigl_jax import distributions
+from rigl_jax import dataset_specs
+from rigl_jax import experiment
 from rigl_jax import masks as masks_lib
 from rigl_jax import methods
-from rigl_jax import models
 from rigl_jax import optimizers
 from rigl_jax import run_config
 from rigl_jax import steps
 from rigl_jax import train_checkpoints
 from rigl_jax import train_state as train_state_lib
-from rigl_jax.methods import small_dense
 
 DATA_AXIS = 'data'
 
@@ -39,49 +37,6 @@ DATA_AXIS = 'data'
 def create_mesh() -> jax.sharding.Mesh:
   """A one-axis mesh over every device of every process."""
   return jax.sharding.Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
-
-
-def _count_params(model: nn.Module, input_spec) -> int:
-  shape, dtype = input_spec
-  variables = jax.eval_shape(
-      lambda: model.init(jax.random.PRNGKey(0), np.zeros((1,) + shape, dtype)))
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables['params']))
-
-
-def _abstract_params(model: nn.Module, input_spec) -> Any:
-  shape, dtype = input_spec
-  return jax.eval_shape(lambda: model.init(
-      jax.random.PRNGKey(0), np.zeros((1,) + shape, dtype)))['params']
-
-
-def get_sparsities(config: ml_collections.ConfigDict, params: Any) -> Any:
-  """Per-layer sparsities of ``params`` under the config's distribution."""
-  return distributions.get_sparsities(
-      params, config.sparsity, config.distribution,
-      dense_layers=run_config.effective_dense_layers(config),
-      custom_sparsities=run_config.parse_custom_sparsities(
-          config.custom_sparsities),
-      erk_power_scale=config.erk_power_scale)
-
-
-def create_model(config: ml_collections.ConfigDict, num_classes: int,
-                 input_spec) -> tuple[nn.Module, float]:
-  """The config's model and its width; small_dense narrows it.
-
-  Small-Dense uses the width at which the dense model has as many
-  parameters as the sparse model at ``config.model.width`` keeps.
-  """
-  make = lambda width: models.create_model(
-      config.model.name, num_classes=num_classes, width=width)
-  width = config.model.width
-  if config.method != 'small_dense':
-    return make(width), width
-  sparse_params = _abstract_params(make(width), input_spec)
-  target = masks_lib.num_nonzero_params(sparse_params,
-                                        get_sparsities(config, sparse_params))
-  factor = small_dense.find_width(
-      lambda w: _count_params(make(width * w), input_spec), target)
-  return make(width * factor), width * factor
 
 
 def _to_global(batch: dict[str, np.ndarray],
@@ -141,16 +96,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   pipeline = data.create_pipeline(run, process_index=jax.process_index(),
                                   process_count=jax.process_count())
-  model, width = create_model(run, pipeline.num_classes, pipeline.input_spec)
-  abstract_params = _abstract_params(model, pipeline.input_spec)
-  sparsities = get_sparsities(run, abstract_params)
+  spec = dataset_specs.get_spec(run.dataset)
+  width = experiment.training_width(run)
+  model = experiment.create_model(run, width)
+  abstract_params = experiment.abstract_variables(model, spec)['params']
+  sparsities = experiment.get_sparsities(run, abstract_params)
   method = methods.from_config(run)
   tx = optimizers.create_optimizer(run)
 
   def init_state(rng):
     params_rng, state_rng = jax.random.split(rng)
-    shape, dtype = pipeline.input_spec
-    variables = model.init(params_rng, jax.numpy.zeros((1,) + shape, dtype),
+    variables = model.init(params_rng, experiment.dummy_inputs(spec),
                            train=False)
     return train_state_lib.TrainState.create(
         params=variables['params'], tx=tx, method=method,

@@ -136,3 +136,16 @@ def test_batch_size_errors():
     make_pipeline(batch=9, process_count=2)
   with pytest.raises(ValueError, match='exceeds the 40 training examples'):
     make_pipeline(batch=48)
+
+
+def test_mnist_batches_match_the_dataset_spec(mnist_dir):
+  from rigl_jax import dataset_specs  # pylint: disable=g-import-not-at-top
+  from tests import fixtures  # pylint: disable=g-import-not-at-top
+  config = fixtures.tiny_mnist_config(mnist_dir)
+  spec = dataset_specs.get_spec(config.dataset)
+  pipeline = mnist.create_pipeline(config, process_index=0, process_count=1)
+  batch = next(pipeline.train_batches())
+  assert batch['inputs'].shape[1:] == spec.input_shape
+  assert batch['inputs'].dtype == spec.input_dtype
+  assert pipeline.num_classes == spec.num_classes
+  assert pipeline.task == spec.task

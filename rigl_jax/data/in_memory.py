@@ -93,12 +93,6 @@ class InMemoryPipeline:
     self._eval = {k: tf.constant(v) for k, v in eval.items()}
 
   @property
-  def input_spec(self) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape (without the batch dimension) and dtype of ``inputs``."""
-    spec = tf.data.Dataset.range(1).map(self._eval_batch).element_spec
-    return tuple(spec['inputs'].shape[1:]), spec['inputs'].dtype.as_numpy_dtype
-
-  @property
   def steps_per_epoch(self) -> float:
     return self.num_train_examples / self.global_batch_size
 
