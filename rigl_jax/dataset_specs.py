@@ -27,6 +27,15 @@ class DatasetSpec:
 _SPECS: dict[str, Callable[[Any], DatasetSpec]] = {
     'mnist': lambda _: DatasetSpec((28, 28, 1), np.float32, 10,
                                    'classification'),
+    'cifar10': lambda _: DatasetSpec((32, 32, 3), np.float32, 10,
+                                     'classification'),
+    'imagenet2012': lambda cfg: DatasetSpec(
+        (cfg.image_size, cfg.image_size, 3), np.float32, 1000,
+        'classification'),
+    'tiny_shakespeare': lambda cfg: DatasetSpec(
+        (cfg.sequence_length,), np.int32, 256, 'language_model'),
+    'wikitext103': lambda cfg: DatasetSpec(
+        (cfg.sequence_length,), np.int32, 256, 'language_model'),
 }
 
 
@@ -37,3 +46,8 @@ def get_spec(dataset_config: Any) -> DatasetSpec:
     raise ValueError(f'config.dataset.name must be one of {sorted(_SPECS)}, '
                      f'got {name!r}')
   return _SPECS[name](dataset_config)
+
+
+def names() -> tuple[str, ...]:
+  """The data sets with a spec."""
+  return tuple(sorted(_SPECS))

@@ -14,6 +14,7 @@ import numpy as np
 
 from rigl_jax import dataset_specs
 from rigl_jax import distributions
+from rigl_jax import errors
 from rigl_jax import masks as masks_lib
 from rigl_jax import models
 from rigl_jax import run_config
@@ -38,13 +39,21 @@ def num_params(model: nn.Module, spec: dataset_specs.DatasetSpec) -> int:
 
 
 def get_sparsities(config: ml_collections.ConfigDict, params: Any) -> Any:
-  """Per-layer sparsities of ``params`` under the config's distribution."""
-  return distributions.get_sparsities(
-      params, config.sparsity, config.distribution,
-      dense_layers=run_config.effective_dense_layers(config),
-      custom_sparsities=run_config.parse_custom_sparsities(
-          config.custom_sparsities),
-      erk_power_scale=config.erk_power_scale)
+  """Per-layer sparsities of ``params`` under the config's distribution.
+
+  Raises:
+    ConfigError: naming the key, e.g. a ``dense_layers`` regex that matches
+      no parameter.
+  """
+  try:
+    return distributions.get_sparsities(
+        params, config.sparsity, config.distribution,
+        dense_layers=run_config.effective_dense_layers(config),
+        custom_sparsities=run_config.parse_custom_sparsities(
+            config.custom_sparsities),
+        erk_power_scale=config.erk_power_scale)
+  except (ValueError, TypeError) as e:
+    raise errors.ConfigError(f'config.{e}') from None
 
 
 def create_model(config: ml_collections.ConfigDict,

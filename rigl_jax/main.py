@@ -7,6 +7,7 @@ Running the same command again resumes from the workdir's latest checkpoint.
 """
 
 import logging as pylogging
+import sys
 
 from absl import app
 from absl import flags
@@ -15,6 +16,7 @@ import jax
 from ml_collections import config_flags
 import tensorflow as tf
 
+from rigl_jax import errors
 from rigl_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -47,7 +49,15 @@ def main(argv):
     jax.distributed.initialize()
   logging.info('JAX process %d of %d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except errors.RunError as e:
+    logging.flush()
+    # One readable line, last on stderr.
+    message = ' '.join(str(e).split())
+    print(f'rigl_jax: {type(e).__name__}: {message}', file=sys.stderr,
+          flush=True)
+    sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,8 @@ import jax
 import ml_collections
 import optax
 
+from rigl_jax import transforms
+
 
 def learning_rate_schedule(
     config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -35,10 +37,15 @@ def _kernels(params):
 
 
 def create_optimizer(
-    config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Clipping, L2 and the optimizer named by ``config.optimizer.name``."""
+    config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+  """Clipping, L2 and the optimizer named by ``config.optimizer.name``.
+
+  The optimizers are optax's own chains (``optax.sgd`` is ``trace`` then a
+  learning rate, ``optax.adamw`` is ``scale_by_adam``, decay, learning rate),
+  with the learning rate read at the global step: ``update`` needs
+  ``step=`` as an extra argument, as ``TrainState`` passes it.
+  """
   opt = config.optimizer
-  learning_rate = learning_rate_schedule(config)
   parts = []
   if opt.grad_clip_value > 0:
     parts.append(optax.clip(opt.grad_clip_value))
@@ -46,16 +53,14 @@ def create_optimizer(
     parts.append(optax.clip_by_global_norm(opt.grad_clip_norm))
   if opt.l2 > 0:
     parts.append(optax.add_decayed_weights(opt.l2, mask=_kernels))
-  if opt.name == 'sgd':
-    parts.append(optax.sgd(learning_rate))
-  elif opt.name == 'momentum':
-    parts.append(optax.sgd(learning_rate, momentum=opt.momentum,
-                           nesterov=opt.nesterov))
-  elif opt.name == 'adam':
-    parts.append(optax.adam(learning_rate))
-  elif opt.name == 'adamw':
-    parts.append(optax.adamw(learning_rate, weight_decay=opt.weight_decay,
-                             mask=_kernels))
-  else:
+  if opt.name == 'momentum':
+    parts.append(optax.trace(decay=opt.momentum, nesterov=opt.nesterov))
+  elif opt.name in ('adam', 'adamw'):
+    parts.append(optax.scale_by_adam())
+    if opt.name == 'adamw':
+      parts.append(optax.add_decayed_weights(opt.weight_decay, mask=_kernels))
+  elif opt.name != 'sgd':
     raise ValueError(f'config.optimizer.name: unknown optimizer {opt.name!r}')
+  parts.append(transforms.scale_by_learning_rate(
+      learning_rate_schedule(config)))
   return optax.chain(*parts)

@@ -13,8 +13,11 @@ from typing import Any
 
 import ml_collections
 
+from rigl_jax import dataset_specs
 from rigl_jax import distributions
+from rigl_jax import errors
 from rigl_jax import methods
+from rigl_jax import models
 from rigl_jax import schedules
 from rigl_jax.methods import drop_and_grow
 
@@ -22,8 +25,7 @@ OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
 LR_SCHEDULES = ('constant', 'piecewise', 'cosine')
 
 
-class ConfigError(ValueError):
-  """A config value is invalid; the message names the key."""
+ConfigError = errors.ConfigError
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -222,8 +224,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
               'keep_checkpoints'):
     _require(int(config[key]) == config[key] and config[key] > 0, key,
              f'must be a positive integer, got {config[key]}')
+  _require(config.model.name in models.MODELS, 'model.name',
+           f'must be one of {sorted(models.MODELS)}, '
+           f'got {config.model.name!r}')
   _require(config.model.width > 0, 'model.width',
            f'must be positive, got {config.model.width}')
+  _require(config.dataset.name in dataset_specs.names(), 'dataset.name',
+           f'must be one of {list(dataset_specs.names())}, '
+           f'got {config.dataset.name!r}')
   if issubclass(method_class, drop_and_grow.DropAndGrowMethod):
     _validate_mask_update(config)
   if config.method == 'pruning':

@@ -12,6 +12,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rigl_jax import train_state as train_state_lib
@@ -21,11 +22,50 @@ Batch = dict[str, jax.Array]
 TrainState = train_state_lib.TrainState
 
 
+# No non-finite step seen (int32 max).
+NEVER = np.iinfo(np.int32).max
+
+
+@flax.struct.dataclass
+class FirstNonFiniteStep(metrics.Metric):
+  """The earliest step whose loss or gradients were not finite, or NEVER."""
+  step: jax.Array
+
+  @classmethod
+  def from_model_output(cls, *, step: jax.Array, finite: jax.Array,
+                        **_) -> 'FirstNonFiniteStep':
+    return cls(step=jnp.where(finite, NEVER, step).astype(jnp.int32))
+
+  @classmethod
+  def empty(cls) -> 'FirstNonFiniteStep':
+    return cls(step=jnp.asarray(NEVER, jnp.int32))
+
+  def merge(self, other: 'FirstNonFiniteStep') -> 'FirstNonFiniteStep':
+    return type(self)(step=jnp.minimum(self.step, other.step))
+
+  def compute(self) -> jax.Array:
+    return self.step
+
+
 @flax.struct.dataclass
 class Metrics(metrics.Collection):
   """Loss (nats per label) and accuracy, averaged over weighted labels."""
   loss: metrics.Average.from_output('loss')
   accuracy: metrics.Average.from_output('correct')
+
+
+@flax.struct.dataclass
+class TrainMetrics(metrics.Collection):
+  """Training metrics, and where training first became non-finite."""
+  loss: metrics.Average.from_output('loss')
+  accuracy: metrics.Average.from_output('correct')
+  first_nonfinite_step: FirstNonFiniteStep
+
+
+def all_finite(tree: Any) -> jax.Array:
+  """Whether every entry of every leaf of ``tree`` is finite."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
+                            for x in jax.tree.leaves(tree)]))
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array,
@@ -37,12 +77,12 @@ def cross_entropy(logits: jax.Array, labels: jax.Array,
   return optax.softmax_cross_entropy(logits, targets)
 
 
-def _batch_metrics(logits: jax.Array, per_label_loss: jax.Array,
-                   batch: Batch) -> Metrics:
-  return Metrics.single_from_model_output(
+def _batch_metrics(collection, logits: jax.Array, per_label_loss: jax.Array,
+                   batch: Batch, **extra):
+  return collection.single_from_model_output(
       loss=per_label_loss,
       correct=(jnp.argmax(logits, -1) == batch['labels']).astype(jnp.float32),
-      mask=batch['weights'] > 0)
+      mask=batch['weights'] > 0, **extra)
 
 
 def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
@@ -61,7 +101,7 @@ def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
 
 def make_train_step(
     model: nn.Module, label_smoothing: float
-) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+) -> Callable[[TrainState, Batch], tuple[TrainState, TrainMetrics]]:
   """A step: dense gradients, then an optimizer step or a topology update."""
 
   def train_step(state: TrainState, batch: Batch):
@@ -74,11 +114,15 @@ def make_train_step(
       loss = jnp.sum(per_label * weights) / jnp.maximum(jnp.sum(weights), 1)
       return loss, (logits, per_label, batch_stats)
 
-    (_, (logits, per_label, batch_stats)), grads = jax.value_and_grad(
+    (loss, (logits, per_label, batch_stats)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
     updates = {} if batch_stats is None else {'batch_stats': batch_stats}
     new_state = state.apply_gradients(grads=grads, **updates)
-    return new_state, _batch_metrics(logits, per_label, batch)
+    # Non-finite steps are recorded, not skipped: the loop stops at the next
+    # check, before any checkpoint could store the broken state.
+    finite = jnp.isfinite(loss) & all_finite(grads)
+    return new_state, _batch_metrics(TrainMetrics, logits, per_label, batch,
+                                     step=state.step, finite=finite)
 
   return train_step
 
@@ -90,8 +134,8 @@ def make_eval_step(
   def eval_step(state: TrainState, batch: Batch) -> Metrics:
     logits, _ = apply_model(model, state.params, state.batch_stats,
                             batch['inputs'], train=False)
-    return _batch_metrics(logits, cross_entropy(logits, batch['labels']),
-                          batch)
+    return _batch_metrics(Metrics, logits,
+                          cross_entropy(logits, batch['labels']), batch)
 
   return eval_step
 

@@ -1,51 +1,139 @@
-"""Orbax checkpoints of a run: the train state plus JSON run metadata.
+"""Orbax checkpoints of a run: train state, train-metric accumulators, metadata.
 
-The input pipelines are pure functions of (seed, step), so the state's
-step is also the input position; the state holds every rng.
+The input pipelines are pure functions of (seed, step), so the state's step
+is also the input position; the state holds every rng. Orbax writes each
+checkpoint under a temporary name and renames it when complete, so a
+checkpoint cut short by a kill is never listed; one that is listed but
+cannot be read is skipped in favour of the previous one.
 """
 
+import os
+import time
 from typing import Any, Optional
 
+from absl import logging
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
+import tensorflow as tf
+
+from rigl_jax import errors
+
+# Keys that fix the shapes, the topology or the data order of a run: a run
+# cannot be resumed under a config that changes any of them.
+IDENTITY_KEYS = (
+    'method', 'sparsity', 'distribution', 'dense_layers',
+    'uniform_dense_layers', 'custom_sparsities', 'erk_power_scale',
+    'training_multiplier', 'num_train_steps', 'batch_size', 'seed',
+    'model.name', 'model.width', 'dataset.name', 'dataset.sequence_length',
+    'dataset.image_size', 'optimizer.name', 'mask_update.interval',
+    'mask_update.end_step', 'pruning.begin_step', 'pruning.end_step',
+    'pruning.frequency',
+)
+
+
+def run_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The values of ``IDENTITY_KEYS`` as JSON-compatible Python values."""
+  identity = {}
+  for key in IDENTITY_KEYS:
+    value = config
+    for part in key.split('.'):
+      value = value[part]
+    identity[key] = list(value) if isinstance(value, tuple) else value
+  return identity
+
+
+def check_resumable(saved: dict[str, Any], current: dict[str, Any],
+                    directory: str) -> None:
+  """Raises ``ResumeError`` naming every identity key that changed."""
+  changed = [k for k in IDENTITY_KEYS if saved.get(k) != current[k]]
+  if changed:
+    details = '; '.join(f'config.{k} was {saved.get(k)!r}, now {current[k]!r}'
+                        for k in changed)
+    raise errors.ResumeError(
+        f'cannot resume the run in {directory}: {details}. Restore those '
+        'values or use a new --workdir.')
 
 
 class Checkpointer:
-  """Saves and restores ``TrainState`` and metadata under one directory."""
+  """Saves and restores a run's state under one directory."""
 
   def __init__(self, directory: str, max_to_keep: int):
+    self.directory = directory
     self._manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                              create=True))
 
-  def latest_step(self) -> Optional[int]:
-    """The step of the newest complete checkpoint, or None."""
-    return self._manager.latest_step()
+  def all_steps(self) -> list[int]:
+    """Steps of the complete checkpoints, oldest first."""
+    return sorted(self._manager.all_steps())
 
-  def save(self, step: int, state: Any, metadata: dict[str, Any]) -> None:
-    """Starts saving ``state`` at ``step`` (finishes in the background)."""
+  def save(self, step: int, state: Any, train_metrics: Any,
+           metadata: dict[str, Any]) -> None:
+    """Starts saving at ``step``; the write finishes in the background."""
     self._manager.save(
         step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                metadata=ocp.args.JsonSave(metadata)),
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            train_metrics=ocp.args.StandardSave(train_metrics),
+            metadata=ocp.args.JsonSave(metadata)),
         force=True)
 
-  def restore(self, step: int,
-              abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-    """The state and metadata saved at ``step``.
+  def read_metadata(self, step: int) -> dict[str, Any]:
+    return self._manager.restore(
+        step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())
+    ).metadata
+
+  def restore_latest(
+      self, abstract_state: Any, abstract_metrics: Any,
+      identity: dict[str, Any]) -> Optional[tuple[Any, Any, dict[str, Any]]]:
+    """(state, train_metrics, metadata) of the newest readable checkpoint.
 
     Args:
-      step: a step with a complete checkpoint.
       abstract_state: ``jax.ShapeDtypeStruct`` leaves (with shardings) of the
         state to restore into.
+      abstract_metrics: the same for the train-metric accumulators.
+      identity: ``run_identity`` of the current config.
+
+    Returns:
+      None when there is no checkpoint.
+
+    Raises:
+      ResumeError: the checkpoints belong to a run with another identity, or
+        none of them can be read.
     """
-    restored = self._manager.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            metadata=ocp.args.JsonRestore()))
-    return restored.state, restored.metadata
+    steps = self.all_steps()
+    for step in reversed(steps):
+      try:
+        metadata = self.read_metadata(step)
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, e)
+        continue
+      check_resumable(metadata['identity'], identity, self.directory)
+      try:
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state),
+                train_metrics=ocp.args.StandardRestore(abstract_metrics)))
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, e)
+        continue
+      return restored.state, restored.train_metrics, metadata
+    if steps:
+      raise errors.ResumeError(
+          f'none of the checkpoints {steps} in {self.directory} can be read')
+    return None
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    """Renames an unreadable checkpoint so the run can save that step again."""
+    path = os.path.join(self.directory, str(step))
+    aside = f'{path}.unreadable-{int(time.time())}'
+    logging.warning('Checkpoint %s cannot be read (%s); moved to %s and '
+                    'falling back to an earlier one.', path, error, aside)
+    tf.io.gfile.rename(path, aside)
+    self._manager.reload()
 
   def wait_until_finished(self) -> None:
     self._manager.wait_until_finished()

@@ -2,7 +2,8 @@
 
 ``apply_gradients`` performs either an optimizer step or, on the method's
 update steps, a topology update, chosen inside the compiled step with
-``lax.cond`` so that nothing leaves the device.
+``lax.cond`` so that nothing leaves the device. The optimizer receives the
+masks and the training step as extra arguments (see ``transforms``).
 """
 
 from typing import Any, Optional
@@ -86,7 +87,7 @@ class TrainState(struct.PyTreeNode):
 
   def _optimizer_step(self, grads: PyTree) -> 'TrainState':
     updates, opt_state = self.tx.update(
-        grads, self.opt_state, self.params, masks=self.masks)
+        grads, self.opt_state, self.params, masks=self.masks, step=self.step)
     return self.replace(
         params=optax.apply_updates(self.params, updates), opt_state=opt_state)
 

@@ -1,10 +1,14 @@
-"""optax gradient transformations that keep inactive weights at exactly zero.
+"""optax gradient transformations for sparse training.
 
-Masks reach them through optax's extra-args update:
-``tx.update(grads, opt_state, params, masks=masks)``. ``sparse_optimizer``
-wraps any optax optimizer (momentum, Nesterov, Adam, AdamW, weight decay,
-clipping, ...) so that it composes with any sparse training method.
+They receive what they need through optax's extra-args update, as
+``TrainState`` calls it: ``tx.update(grads, opt_state, params, masks=masks,
+step=step)``. ``sparse_optimizer`` wraps any optax optimizer (momentum,
+Nesterov, Adam, AdamW, weight decay, clipping, ...) so that inactive weights
+stay exactly zero; ``scale_by_learning_rate`` follows the global training
+step, which keeps schedules on time when update steps skip the optimizer.
 """
+
+from typing import Union
 
 import jax.numpy as jnp
 import optax
@@ -54,3 +58,31 @@ def sparse_optimizer(
   """
   return optax.chain(mask_updates(), optimizer, mask_updates())
 
+
+
+def scale_by_learning_rate(
+    learning_rate: Union[float, optax.Schedule]
+) -> optax.GradientTransformationExtraArgs:
+  """Scales updates by ``-learning_rate(step)`` at the global step.
+
+  optax's own schedules count the optimizer's updates; RigL's update steps
+  apply none, so those counts would lag behind the training step and move
+  every learning-rate boundary. This transformation reads the training step
+  from the extra argument ``step`` instead.
+  """
+  schedule = (learning_rate if callable(learning_rate) else
+              optax.constant_schedule(learning_rate))
+
+  def init_fn(params):
+    del params
+    return optax.EmptyState()
+
+  def update_fn(updates, state, params=None, *, step=None, **extra_args):
+    del params, extra_args
+    if step is None:
+      raise ValueError('scale_by_learning_rate needs the training step: call '
+                       'tx.update(grads, state, params, step=step)')
+    scale = -schedule(step)
+    return optax.tree.scale(scale, updates), state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)

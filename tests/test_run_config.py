@@ -81,6 +81,6 @@ def test_l2_applies_to_kernels_only():
   tx = optimizers.create_optimizer(config)
   params = {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones(2)}
   zeros = {'kernel': jnp.zeros((2, 2)), 'bias': jnp.zeros(2)}
-  updates, _ = tx.update(zeros, tx.init(params), params)
+  updates, _ = tx.update(zeros, tx.init(params), params, step=0)
   assert float(updates['kernel'][0, 0]) == -0.5
   assert float(updates['bias'][0]) == 0.0

@@ -12,6 +12,7 @@ from rigl_jax import get_sparsities
 from rigl_jax import methods
 from rigl_jax import schedules
 from rigl_jax import TrainState
+from rigl_jax import transforms
 
 OPTIMIZERS = {
     'momentum': lambda: optax.sgd(0.1, momentum=0.9),
@@ -148,3 +149,22 @@ def test_masks_change_only_on_update_steps_and_stats_follow():
                      False]
   assert int(new.topology_stats.num_updates) == 3
   assert 0.5 < float(new.topology_stats.exploration_rate(new.masks)) <= 1.0
+
+
+def test_learning_rate_follows_the_training_step_when_updates_skip_it():
+  # RigL takes no optimizer step at its update steps 0 and 2. The rate is 1
+  # before step 4 and 0 from step 4 on, so exactly steps 1 and 3 move the
+  # weights. (A schedule on optax's update count would also move step 4.)
+  schedule = optax.piecewise_constant_schedule(1.0, {4: 0.0})
+  tx = transforms.scale_by_learning_rate(schedule)
+  method = methods.rigl.RigL(
+      update_schedule=schedules.UpdateSchedule(0, 3, 2),
+      drop_fraction=schedules.DropFraction('constant', 0.01, 3))
+  params = {'w': jnp.ones((4, 5))}
+  state = TrainState.create(params=params, tx=tx, method=method,
+                            sparsities={'w': 0.5}, rng=jax.random.PRNGKey(0))
+  grads = {'w': jnp.ones((4, 5))}
+  for _ in range(6):
+    state = state.apply_gradients(grads=grads)
+  active = np.asarray(state.masks['w'])
+  np.testing.assert_array_equal(np.asarray(state.params['w'])[active], -1.0)

@@ -5,13 +5,14 @@ import os
 
 import numpy as np
 
+from rigl_jax import errors
+
 # The third byte of the magic number gives the element type.
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4',
            0x0D: '>f4', 0x0E: '>f8'}
 
 
-class DataFileError(ValueError):
-  """A data file is missing, truncated or not what was expected."""
+DataFileError = errors.DataFileError
 
 
 def read_idx(path: str) -> np.ndarray:
