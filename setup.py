@@ -16,6 +16,8 @@ INSTALL_REQUIRES = [
     # (rigl_jax/*.py outside data/ and train*) does not import it.
     'tensorflow-cpu>=2.21,<2.22',
     'tensorflow-datasets>=4.9.10,<4.10',
+    # tensorflow-datasets 4.9 imports it but declares it only for Python < 3.9.
+    'importlib_resources>=6',
     'tensorboard>=2.21,<2.22',
     'matplotlib>=3.8',
 ]

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 Examples = dict[str, np.ndarray]
 Batch = dict[str, np.ndarray]
-# (examples, stateless seed [2], train) -> {'inputs', 'labels'}
+# (examples, stateless seed [2], train) -> {'inputs', 'labels'} and optional
+# per-label 'weights' (e.g. 0 for padding inside an example).
 Preprocess = Callable[[dict[str, tf.Tensor], tf.Tensor, bool],
                       dict[str, tf.Tensor]]
 
@@ -37,12 +38,21 @@ def _num_examples(examples: Examples, what: str) -> int:
   return next(iter(sizes.values()))
 
 
-def _weights_like(labels: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-  """Per-label weights: ``valid`` per example, broadcast over the labels."""
+def _with_weights(batch: dict[str, tf.Tensor],
+                  valid: tf.Tensor) -> dict[str, tf.Tensor]:
+  """``batch`` with per-label 'weights' for examples marked ``valid``.
+
+  Validity is broadcast over the labels and multiplied by any per-label
+  weights that preprocessing returned.
+  """
+  labels = batch['labels']
   shape = tf.concat([tf.shape(valid), tf.ones([tf.rank(labels) - 1],
                                               tf.int32)], 0)
-  return tf.broadcast_to(tf.reshape(tf.cast(valid, tf.float32), shape),
-                         tf.shape(labels))
+  weights = tf.broadcast_to(tf.reshape(tf.cast(valid, tf.float32), shape),
+                            tf.shape(labels))
+  if 'weights' in batch:
+    weights *= tf.cast(batch['weights'], tf.float32)
+  return {**batch, 'weights': weights}
 
 
 class InMemoryPipeline:
@@ -116,10 +126,8 @@ class InMemoryPipeline:
     augment_seed = tf.stack([
         tf.constant(self._seed, tf.int64),
         step * self._process_count + self._process_index])
-    batch = self._preprocess(examples, augment_seed, True)
-    batch['weights'] = _weights_like(batch['labels'],
-                                     tf.ones([local], tf.bool))
-    return batch
+    return _with_weights(self._preprocess(examples, augment_seed, True),
+                         tf.ones([local], tf.bool))
 
   def _eval_batch(self, index: tf.Tensor) -> dict[str, tf.Tensor]:
     n = self.num_eval_examples
@@ -129,9 +137,8 @@ class InMemoryPipeline:
     valid = positions < n
     examples = {k: tf.gather(v, tf.minimum(positions, n - 1))
                 for k, v in self._eval.items()}
-    batch = self._preprocess(examples, tf.zeros([2], tf.int64), False)
-    batch['weights'] = _weights_like(batch['labels'], valid)
-    return batch
+    return _with_weights(
+        self._preprocess(examples, tf.zeros([2], tf.int64), False), valid)
 
   @staticmethod
   def _as_numpy(dataset: tf.data.Dataset) -> Iterator[Batch]:

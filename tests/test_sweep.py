@@ -1,0 +1,72 @@
+"""The sweep tool: expansion, naming, filtering, running and resuming."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests import fixtures
+
+SWEEP = os.path.join(fixtures.REPO_ROOT, 'scripts', 'sweep.py')
+
+
+def write_experiment(path, body):
+  path.write_text('CONFIG = "configs/mnist_lenet300.py"\n' + body)
+  return str(path)
+
+
+def sweep(*args):
+  return subprocess.run([sys.executable, SWEEP, *args], capture_output=True,
+                        text=True, cwd=fixtures.REPO_ROOT, timeout=900,
+                        check=False)
+
+
+def test_prints_one_command_per_selected_run(tmp_path):
+  experiment = write_experiment(
+      tmp_path / 'exp.py',
+      'def runs():\n'
+      '  return [dict(method=m, sparsity=s) for m in ("set", "rigl")\n'
+      '          for s in (0.5, 0.9)]\n')
+  process = sweep(experiment, f'--root={tmp_path}/root', '--only=method=rigl',
+                  '--set=seed=3')
+  assert process.returncode == 0, process.stderr
+  lines = process.stdout.strip().splitlines()
+  assert lines == [
+      'python -m rigl_jax.main --config=configs/mnist_lenet300.py '
+      f'--workdir={tmp_path}/root/exp/method=rigl,sparsity={s} '
+      f'--config.method=rigl --config.sparsity={s} --config.seed=3'
+      for s in ('0.5', '0.9')]
+
+
+def test_every_shipped_experiment_expands(tmp_path):
+  directory = os.path.join(fixtures.REPO_ROOT, 'experiments')
+  for name in sorted(os.listdir(directory)):
+    if name.endswith('.py'):
+      process = sweep(os.path.join(directory, name), f'--root={tmp_path}')
+      assert process.returncode == 0, (name, process.stderr[-2000:])
+      lines = process.stdout.strip().splitlines()
+      assert lines and all(' -m rigl_jax.main --config=configs/' in line
+                           for line in lines), name
+      assert len(set(lines)) == len(lines), name
+
+
+def test_runs_in_order_skips_finished_runs_and_reports_failures(tmp_path,
+                                                                mnist_dir):
+  experiment = write_experiment(
+      tmp_path / 'exp.py',
+      'def runs():\n'
+      '  return [dict(method="static"), dict(method="nosuch")]\n')
+  tiny = [f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
+          for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()]
+  root = tmp_path / 'root'
+  process = sweep(experiment, f'--root={root}', '--run', *tiny)
+  assert process.returncode == 1
+  assert '1 of 2 runs failed' in process.stdout
+  with open(root / 'exp' / 'method=static' / 'results.json') as f:
+    assert json.load(f)['topology']['method'] == 'static'
+  log = (root / 'exp' / 'method=nosuch' / 'log.txt').read_text()
+  assert 'config.method: must be one of' in log
+  again = sweep(experiment, f'--root={root}', '--run', '--only=method=static',
+                *tiny)
+  assert again.returncode == 0
+  assert 'done already' in again.stdout
