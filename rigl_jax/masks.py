@@ -30,16 +30,17 @@ def num_active_for(sparsity: float, size: int) -> int:
 def random_scores(rng: jax.Array, template: PyTree, params: PyTree) -> PyTree:
   """Uniform [0, 1) scores shaped like ``params`` where ``template`` is not None.
 
-  Each leaf draws from its own key, so a leaf's scores do not depend on the
-  shapes of the others.
+  One draw covers every selected leaf: a draw per leaf would compile one
+  random-bit generator per layer, which dominates compile time on CPU.
   """
   leaves, treedef = jax.tree.flatten(template, is_leaf=tree_paths.is_none)
   shapes = [p.shape for p in treedef.flatten_up_to(params)]
-  scores = [
-      None if leaf is None else jax.random.uniform(
-          jax.random.fold_in(rng, i), shape)
-      for i, (leaf, shape) in enumerate(zip(leaves, shapes))
-  ]
+  selected = [shape for leaf, shape in zip(leaves, shapes) if leaf is not None]
+  sizes = [int(np.prod(shape)) for shape in selected]
+  flat = jax.random.uniform(rng, (sum(sizes),))
+  parts = iter(jnp.split(flat, np.cumsum(sizes)[:-1]) if sizes else [])
+  scores = [None if leaf is None else next(parts).reshape(shape)
+            for leaf, shape in zip(leaves, shapes)]
   return jax.tree.unflatten(treedef, scores)
 
 

@@ -1,7 +1,7 @@
 """Jittable primitives that change a sparse topology: select, drop, grow.
 
-All selections rank by score with ties broken towards the lower flat index
-(a stable sort), so the same inputs always give the same mask. Counts may be
+All selections rank by score with ties broken towards the lower flat index,
+so the same inputs always give the same mask. Counts may be
 traced integers: the drop fraction and pruning targets depend on the step.
 """
 
@@ -16,13 +16,40 @@ from rigl_jax import tree_paths
 PyTree = Any
 
 
+def _order_preserving_bits(scores: jax.Array) -> jax.Array:
+  """uint32 keys that order like the float32 ``scores`` (-inf lowest)."""
+  bits = jax.lax.bitcast_convert_type(scores.astype(jnp.float32), jnp.int32)
+  # Negative floats order backwards as integers: flip their magnitude bits.
+  bits = jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+  return jax.lax.bitcast_convert_type(bits, jnp.uint32) ^ jnp.uint32(
+      0x80000000)
+
+
+def _kth_largest(keys: jax.Array, k: Any) -> jax.Array:
+  """The largest key T with at least k keys >= T (radix select, MSB first)."""
+
+  def try_bit(i, threshold):
+    candidate = threshold | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+    count = jnp.sum(keys >= candidate, dtype=jnp.int32)
+    return jnp.where(count >= k, candidate, threshold)
+
+  return jax.lax.fori_loop(0, 32, try_bit, jnp.uint32(0))
+
+
 def top_k_mask(scores: jax.Array, k: Any) -> jax.Array:
-  """A bool mask of ``scores``' shape, True at its ``k`` largest entries."""
-  flat = scores.reshape(-1)
-  order = jnp.argsort(-flat, stable=True)
-  selected = jnp.arange(flat.size) < k
-  return jnp.zeros(flat.shape, jnp.bool_).at[order].set(selected).reshape(
-      scores.shape)
+  """A bool mask of ``scores``' shape, True at its ``k`` largest entries.
+
+  Exact and without a sort: 32 counting passes find the k-th largest
+  score, then ties at it are taken in flat-index order.
+  """
+  keys = _order_preserving_bits(scores.reshape(-1))
+  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, keys.size)
+  threshold = _kth_largest(keys, k)
+  above = keys > threshold
+  ties = keys == threshold
+  needed = k - jnp.sum(above, dtype=jnp.int32)
+  take_tie = ties & (jnp.cumsum(ties, dtype=jnp.int32) <= needed)
+  return (above | take_tie).reshape(scores.shape)
 
 
 def drop_and_grow(mask: jax.Array, weights: jax.Array,

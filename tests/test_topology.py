@@ -1,5 +1,9 @@
 """Selection, drop-and-grow and the reset of grown entries."""
 
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,3 +51,20 @@ def test_reset_grown_zeroes_weights_and_every_param_shaped_state():
                                 [False, False, False, True])
   assert bool((adam_state.mu['b'] != 0).all())
   assert float(topology.churn(old, new)) == pytest.approx(1 / 3)
+
+
+@given(values=st.lists(
+    st.one_of(st.floats(allow_nan=False, width=32),
+              st.sampled_from([0.0, -0.0, 1.0, -1.0])), min_size=1,
+    max_size=60),
+       fraction=st.floats(0.0, 1.0))
+def test_top_k_mask_matches_a_stable_sort(values, fraction):
+  scores = np.asarray(values, np.float32)
+  k = int(round(fraction * scores.size))
+  # The reference: a stable sort by descending score (-0.0 below +0.0).
+  keys = [(-float(v), math.copysign(1.0, -float(v)) if v == 0 else 0.0, i)
+          for i, v in enumerate(scores)]
+  chosen = {i for *_, i in sorted(keys)[:k]}
+  expected = np.array([i in chosen for i in range(scores.size)])
+  np.testing.assert_array_equal(topology.top_k_mask(jnp.asarray(scores), k),
+                                expected)
