@@ -14,7 +14,8 @@ overall sparsity 0.900 (ERK: Dense_0 0.920, Dense_1 0.770, Dense_2 dense),
 12,000 steps at about 640 steps/s, about 30 s wall time.
 
 Other methods and sparsities: ``--config.method=set --config.sparsity=0.95``
-or the short form ``--config=configs/mnist_lenet300.py:method=set``.
+or the short form ``--config=configs/mnist_lenet300.py:method=set``;
+``:smoke`` shrinks it to two steps for tests.
 """
 
 import ml_collections
@@ -28,8 +29,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.method = 'rigl'
   config.sparsity = 0.9
   config.distribution = 'erk'
-  # Under 'uniform' the first layer stays dense, as in the paper.
-  config.uniform_dense_layers = ('^Dense_0/',)
+  # The paper keeps the first layer dense under 'uniform' for its conv nets,
+  # whose stem holds a tiny share of the weights. LeNet's first layer holds
+  # 88% of them, so here 'uniform' sparsifies every layer.
+  config.uniform_dense_layers = ()
   config.dataset.name = 'mnist'
   config.model.name = 'lenet300_100'
 
@@ -56,4 +59,5 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.log_every_steps = 500
   config.eval_every_steps = 3_000
   config.checkpoint_every_steps = 3_000
-  return run_config.apply_arg(config, arg or '')
+  return run_config.apply_arg(config, arg,
+                              {'smoke': run_config.shrink_for_smoke_test})

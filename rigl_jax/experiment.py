@@ -62,7 +62,8 @@ def create_model(config: ml_collections.ConfigDict,
   spec = dataset_specs.get_spec(config.dataset)
   return models.create_model(
       config.model.name, num_classes=spec.num_classes,
-      width=config.model.width if width is None else width)
+      width=config.model.width if width is None else width,
+      **config.model.options.to_dict())
 
 
 def small_dense_width(config: ml_collections.ConfigDict) -> float:
@@ -72,8 +73,11 @@ def small_dense_width(config: ml_collections.ConfigDict) -> float:
   target = masks_lib.num_nonzero_params(sparse_params,
                                         get_sparsities(config, sparse_params))
   base = config.model.width
-  factor = small_dense.find_width(
-      lambda w: num_params(create_model(config, base * w), spec), target)
+  try:
+    factor = small_dense.find_width(
+        lambda w: num_params(create_model(config, base * w), spec), target)
+  except ValueError as e:
+    raise errors.ConfigError(f'config.method: {e}') from None
   return base * factor
 
 

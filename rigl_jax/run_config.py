@@ -8,8 +8,10 @@ multiplier applied to every step anchor.
 
 import ast
 import copy
-from collections.abc import Sequence
-from typing import Any
+import importlib.util
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
 import ml_collections
 
@@ -83,6 +85,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = 'lenet300_100'
   config.model.width = 1.0
+  # Extra keyword arguments of the model's constructor.
+  config.model.options = ml_collections.ConfigDict()
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = 'momentum'
@@ -114,6 +118,24 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+def load(path_and_arg: str) -> ml_collections.ConfigDict:
+  """Loads ``configs/<name>.py[:arg]`` as ``--config`` does, from Python.
+
+  Raises:
+    ConfigError: the file does not exist or defines no ``get_config``.
+  """
+  path, _, arg = path_and_arg.partition(':')
+  if not os.path.exists(path):
+    raise ConfigError(f'{path}: config file not found')
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f'rigl_jax_config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise ConfigError(f'{path}: a config file defines get_config(arg)')
+  return module.get_config(arg)
+
+
 def _split_top_level(text: str) -> list[str]:
   """Splits at commas outside brackets and quotes."""
   items, depth, quote, start = [], 0, '', 0
@@ -133,17 +155,28 @@ def _split_top_level(text: str) -> list[str]:
   return [item.strip() for item in items if item.strip()]
 
 
-def apply_arg(config: ml_collections.ConfigDict,
-              arg: str) -> ml_collections.ConfigDict:
-  """Applies ``key=value,key=value`` overrides from a config argument.
+def apply_arg(
+    config: ml_collections.ConfigDict,
+    arg: str,
+    variants: Optional[Mapping[str, Callable[[ml_collections.ConfigDict],
+                                             None]]] = None
+) -> ml_collections.ConfigDict:
+  """Applies a config argument: named variants and ``key=value`` overrides.
 
-  Values are Python literals where they parse (``0.9``, ``True``) and
-  strings otherwise. Keys may be dotted (``mask_update.interval=50``).
+  ``'smoke,method=set'`` applies the variant ``variants['smoke']`` (which
+  changes the config in place), then sets ``method``. Values are Python
+  literals where they parse (``0.9``, ``True``, ``('a',)``) and strings
+  otherwise; keys may be dotted (``mask_update.interval=50``).
   """
+  variants = variants or {}
   for item in _split_top_level(arg):
     key, sep, value = item.partition('=')
     if not sep:
-      raise ConfigError(f'config argument {item!r} is not key=value')
+      if item not in variants:
+        raise ConfigError(f'config argument {item!r} is neither key=value nor '
+                          f'a variant ({", ".join(sorted(variants)) or "none"})')
+      variants[item](config)
+      continue
     *parents, leaf = key.strip().split('.')
     node = config
     for part in parents:
@@ -154,6 +187,31 @@ def apply_arg(config: ml_collections.ConfigDict,
       raise ConfigError(f'config argument names unknown key {key!r}')
     node[leaf] = _parse_value(value.strip())
   return config
+
+
+def shrink_for_smoke_test(config: ml_collections.ConfigDict, *,
+                          batch_size: int = 8) -> None:
+  """A few steps with every schedule compressed into them (for tests).
+
+  Two steps, with a topology update at step 0 and (pruning) at step 1, and
+  evaluation and a checkpoint at the end.
+  """
+  config.num_train_steps = 2
+  config.training_multiplier = 1.0
+  config.batch_size = batch_size
+  config.eval_batch_size = batch_size
+  config.mask_update.begin_step = 0
+  config.mask_update.end_step = 2
+  config.mask_update.interval = 1
+  config.pruning.begin_step = 0
+  config.pruning.end_step = 1
+  config.pruning.frequency = 1
+  config.lr_schedule.warmup_steps = min(config.lr_schedule.warmup_steps, 1)
+  config.lr_schedule.boundaries = tuple(
+      b for b in (1,) if config.lr_schedule.boundaries)
+  config.log_every_steps = 1
+  config.eval_every_steps = 2
+  config.checkpoint_every_steps = 2
 
 
 def parse_custom_sparsities(entries: Sequence[str]) -> dict[str, float]:

@@ -30,6 +30,7 @@ from rigl_jax import data
 from rigl_jax import dataset_specs
 from rigl_jax import errors
 from rigl_jax import experiment
+from rigl_jax import flops
 from rigl_jax import masks as masks_lib
 from rigl_jax import methods
 from rigl_jax import optimizers
@@ -169,6 +170,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       jax.process_count(),
       multihost_utils.reached_preemption_sync_point) as preemption:
     results = _train(config, setup, workdir, preemption)
+  # The paper's cost columns, for the sparsities this run reached.
+  results['flops'] = flops.flops_report(
+      config, layer_sparsities=results['sparsity']['layers'])
   results['wall_time_s'] = time.time() - start_time
   if jax.process_index() == 0:
     _write_json(os.path.join(workdir, 'results.json'), results)

@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Tests check behaviour, not speed: LLVM's -O0 roughly halves the compile
+# time that dominates them. Set before JAX starts; subprocesses inherit it.
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_backend_optimization_level=0').strip()
 
 from hypothesis import settings  # pylint: disable=g-import-not-at-top
 

@@ -1,6 +1,7 @@
 """Data parallelism: 8 host CPU devices train like one device."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -10,7 +11,8 @@ from tests import fixtures
 
 
 def run_on(devices, workdir, overrides):
-  env = {'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  env = {'XLA_FLAGS': os.environ['XLA_FLAGS'] +
+                      f' --xla_force_host_platform_device_count={devices}'}
   process = fixtures.run_main(workdir, overrides, env=env)
   assert process.returncode == 0, process.stderr[-3000:]
   with open(f'{workdir}/results.json') as f:
@@ -40,7 +42,8 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path, mnist_dir):
   overrides = {**fixtures.tiny_mnist_overrides(mnist_dir), 'batch_size': 36}
   process = fixtures.run_main(
       str(tmp_path), overrides,
-      env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+      env={'XLA_FLAGS': os.environ['XLA_FLAGS'] +
+                        ' --xla_force_host_platform_device_count=8'})
   assert process.returncode != 0
   assert ('config.batch_size: 36 is not divisible by the number of devices '
           '(8)') in process.stderr

@@ -42,6 +42,14 @@ def test_run_writes_results_and_resumes_from_the_saved_step(tmp_path,
   for key in ('wall_time_s', 'train_time_s', 'steps_per_second',
               'nonzero_params', 'num_params'):
     assert saved[key] > 0
+  flops = saved['flops']
+  assert flops['dense_inference_flops'] == 2 * (784 * 300 + 300 * 100 + 100 * 10)
+  assert flops['inference_flops_ratio'] == pytest.approx(
+      sum(layer['flops'] for layer in flops['layers']) /
+      flops['dense_inference_flops'])
+  assert 0.09 < flops['inference_flops_ratio'] < 0.12
+  assert flops['nonzero_params'] == saved['nonzero_params']
+  assert {'train_flops', 'train_flops_ratio', 'params'} <= set(flops)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['12', '6']
   assert any(name.startswith('events.out.tfevents')
              for name in os.listdir(workdir))

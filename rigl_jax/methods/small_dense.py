@@ -14,7 +14,8 @@ class SmallDense(dense.Dense):
 
 
 def find_width(num_params: Callable[[float], int], target: int, *,
-               max_width: float = 1.0, tolerance: float = 1e-4) -> float:
+               max_width: float = 1.0, min_width: float = 1e-3,
+               tolerance: float = 1e-4) -> float:
   """The width multiplier whose model has the closest count to ``target``.
 
   Args:
@@ -22,14 +23,25 @@ def find_width(num_params: Callable[[float], int], target: int, *,
       non-decreasing in the width.
     target: the parameter count to match (e.g. the sparse model's nonzeros).
     max_width: the largest width considered.
+    min_width: the smallest width considered.
     tolerance: bisection stops when the bracket is this narrow.
 
   Returns:
-    The width in (0, max_width] whose count is nearest to ``target``.
+    The width in [min_width, max_width] whose count is nearest to ``target``.
+
+  Raises:
+    ValueError: no width in range comes near ``target`` (a part of the model
+      that does not shrink with the width holds more parameters).
   """
   if target <= 0:
     raise ValueError(f'target parameter count must be positive, got {target}')
-  low, high = 0.0, max_width
+  smallest = num_params(min_width)
+  if smallest > target:
+    raise ValueError(
+        f'small_dense: the model has {smallest} parameters even at width '
+        f'{min_width}, more than the {target} to match; some layers do not '
+        'scale with the width')
+  low, high = min_width, max_width
   if num_params(high) <= target:
     return high
   while high - low > tolerance:
@@ -39,5 +51,4 @@ def find_width(num_params: Callable[[float], int], target: int, *,
     else:
       high = mid
   # Channel counts are integers: pick the bracket end that lands closest.
-  candidates = [w for w in (low, high) if w > 0]
-  return min(candidates, key=lambda w: abs(num_params(w) - target))
+  return min((low, high), key=lambda w: abs(num_params(w) - target))

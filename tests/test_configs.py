@@ -1,0 +1,103 @@
+"""Every experiment config builds, and its smoke variant trains with each method."""
+
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from rigl_jax import methods
+from rigl_jax import run_config
+from rigl_jax import train
+from tests import fixtures
+from tests import test_data_lm
+
+CONFIG_DIR = os.path.join(fixtures.REPO_ROOT, 'configs')
+CONFIGS = sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
+                 if name.endswith('.py') and not name.startswith('_'))
+SHAKESPEARE = os.path.join(fixtures.REPO_ROOT, '..', 'shared', 'data',
+                           'tinyshakespeare')
+
+
+def load_config(name, arg=''):
+  sys.path.insert(0, CONFIG_DIR)
+  try:
+    return importlib.import_module(name).get_config(arg)
+  finally:
+    sys.path.pop(0)
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_builds_and_documents_its_command(name):
+  config = load_config(name)
+  run_config.resolve(config)
+  module = sys.modules[name]
+  assert f'--config=configs/{name}.py' in module.__doc__
+  assert 'xpected result' in module.__doc__
+  smoke = load_config(name, 'smoke,method=set')
+  assert smoke.method == 'set' and smoke.num_train_steps == 2
+
+
+def test_uniform_keeps_the_first_layer_dense_and_erk_does_not():
+  from rigl_jax import dataset_specs  # pylint: disable=g-import-not-at-top
+  from rigl_jax import experiment  # pylint: disable=g-import-not-at-top
+  for name, arg in (('imagenet_resnet50', 'distribution=uniform'),
+                    ('imagenet_resnet50', 'distribution=erk'),
+                    ('imagenet_mobilenet_v1', 'distribution=erk')):
+    config = load_config(name, arg)
+    params = experiment.abstract_variables(
+        experiment.create_model(config),
+        dataset_specs.get_spec(config.dataset))['params']
+    sparsities = experiment.get_sparsities(config, params)
+    stem = sparsities['stem']['kernel']
+    if name == 'imagenet_resnet50' and config.distribution == 'erk':
+      assert stem is not None and stem > 0
+    else:
+      assert stem is None
+    if 'mobilenet' in name:
+      assert all(v['depthwise']['kernel'] is None
+                 for k, v in sparsities.items() if 'depthwise' in v)
+
+
+def data_for(name, tmp_path, mnist_dir):
+  """(overrides, context manager) that feed the config's smoke run."""
+  if name == 'mnist_lenet300':
+    return {'dataset.local_dir': mnist_dir}, None
+  if name == 'shakespeare_gru':
+    return {'dataset.local_dir': SHAKESPEARE}, None
+  if name == 'wikitext103_gru':
+    directory = tmp_path / 'wikitext'
+    directory.mkdir()
+    test_data_lm.write_wikitext(str(directory))
+    return {'dataset.local_dir': str(directory),
+            'dataset.tfds_data_dir': str(tmp_path / 'tfds')}, None
+  return {}, tfds.testing.mock_data(num_examples=16)
+
+
+@pytest.mark.parametrize('method', sorted(methods.METHODS))
+@pytest.mark.parametrize('name', CONFIGS)
+def test_smoke_variant_trains_two_steps(tmp_path, mnist_dir, name, method):
+  if name == 'shakespeare_gru' and not os.path.isdir(SHAKESPEARE):
+    pytest.skip('../shared/data/tinyshakespeare is absent')
+  overrides, context = data_for(name, tmp_path, mnist_dir)
+  config = load_config(name, 'smoke')
+  config.method = method
+  for key, value in overrides.items():
+    node, leaf = config, key.split('.')
+    for part in leaf[:-1]:
+      node = node[part]
+    node[leaf[-1]] = value
+  if context is None:
+    results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  else:
+    with context:
+      results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert results['num_train_steps'] == 2
+  assert results['topology']['method'] == method
+  assert np.isfinite(results['eval']['loss'])
+  if method in ('dense', 'small_dense'):
+    assert results['sparsity']['overall'] == 0.0
+  else:
+    assert results['sparsity']['overall'] > 0.5
