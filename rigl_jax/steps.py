@@ -100,9 +100,18 @@ def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
 
 
 def make_train_step(
-    model: nn.Module, label_smoothing: float
+    model: nn.Module,
+    label_smoothing: float,
+    topology_update: Optional[bool] = None
 ) -> Callable[[TrainState, Batch], tuple[TrainState, TrainMetrics]]:
-  """A step: dense gradients, then an optimizer step or a topology update."""
+  """A step: dense gradients, an optimizer step, maybe a topology update.
+
+  Args:
+    model: the Flax model.
+    label_smoothing: of the training loss.
+    topology_update: see ``TrainState.apply_gradients``: None decides in the
+      step; True or False builds the step of that kind.
+  """
 
   def train_step(state: TrainState, batch: Batch):
     weights = batch['weights']
@@ -117,7 +126,9 @@ def make_train_step(
     (loss, (logits, per_label, batch_stats)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
     updates = {} if batch_stats is None else {'batch_stats': batch_stats}
-    new_state = state.apply_gradients(grads=grads, **updates)
+    new_state = state.apply_gradients(grads=grads,
+                                      topology_update=topology_update,
+                                      **updates)
     # Non-finite steps are recorded, not skipped: the loop stops at the next
     # check, before any checkpoint could store the broken state.
     finite = jnp.isfinite(loss) & all_finite(grads)

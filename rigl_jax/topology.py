@@ -88,33 +88,31 @@ def grown_entries(old_masks: PyTree, new_masks: PyTree) -> PyTree:
                       old_masks, new_masks, is_leaf=tree_paths.is_none)
 
 
-def reset_grown(tx: optax.GradientTransformation, params: PyTree,
-                opt_state: optax.OptState, old_masks: PyTree,
-                new_masks: PyTree) -> tuple[PyTree, optax.OptState]:
-  """Zeroes dropped and newly grown weights and the grown optimizer state.
+def zero_inactive(tx: optax.GradientTransformation, params: PyTree,
+                  opt_state: optax.OptState,
+                  masks: PyTree) -> tuple[PyTree, optax.OptState]:
+  """Zeroes params and every param-shaped optimizer leaf where masks are off.
 
-  An entry active in both masks (kept, or dropped and grown back in the same
-  update) keeps its value and optimizer state. Every param-shaped leaf of any
-  optax state (momentum, Adam moments, ...) is reset at grown entries.
-
-  Returns:
-    ``(params, opt_state)`` for the new topology.
+  Applied after every step with the step's new masks, it zeroes dropped
+  weights, and it keeps the optimizer state of inactive entries at zero, so
+  a grown entry starts with zero weight and zero state (momentum, Adam
+  moments, ...) whatever the optimizer. An entry active before and after an
+  update, even one dropped and grown back in it, keeps both.
   """
   params = jax.tree.map(
-      lambda old, new, p: p if new is None else jnp.where(new & old, p, 0),
-      old_masks, new_masks, params, is_leaf=tree_paths.is_none)
-  grown = grown_entries(old_masks, new_masks)
+      lambda m, p: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
+      masks, params, is_leaf=tree_paths.is_none)
   # tree_map_params needs a leaf at every param position: False marks dense.
-  grown_or_false = jax.tree.map(lambda g: False if g is None else g, grown,
+  masks_or_false = jax.tree.map(lambda m: False if m is None else m, masks,
                                 is_leaf=tree_paths.is_none)
 
-  def reset(state_leaf, grown_leaf):
-    if grown_leaf is False:
+  def zero(state_leaf, mask):
+    if mask is False:
       return state_leaf
-    return jnp.where(grown_leaf, jnp.zeros_like(state_leaf), state_leaf)
+    return jnp.where(mask, state_leaf, jnp.zeros_like(state_leaf))
 
-  opt_state = optax.tree_utils.tree_map_params(tx, reset, opt_state,
-                                               grown_or_false)
+  opt_state = optax.tree_utils.tree_map_params(tx, zero, opt_state,
+                                               masks_or_false)
   return params, opt_state
 
 

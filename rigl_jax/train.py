@@ -218,10 +218,18 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup, workdir: str,
 
     pipeline = data.create_pipeline(run, process_index=jax.process_index(),
                                     process_count=jax.process_count())
-    train_step = jax.jit(
-        steps.make_train_step(setup.model, run.label_smoothing),
-        in_shardings=(replicated, batch_sharding),
-        out_shardings=(replicated, replicated), donate_argnums=(0,))
+    # One compiled step per kind: the schedule is a function of the step,
+    # known here, so choosing costs no transfer from the device; a lax.cond
+    # in a single step would slow every step (see TrainState).
+    train_steps = {
+        update: jax.jit(
+            steps.make_train_step(setup.model, run.label_smoothing,
+                                  topology_update=update),
+            in_shardings=(replicated, batch_sharding),
+            out_shardings=(replicated, replicated), donate_argnums=(0,))
+        for update in ((False, True) if method.changes_topology else
+                       (False,))
+    }
     eval_step = jax.jit(steps.make_eval_step(setup.model),
                         in_shardings=(replicated, batch_sharding),
                         out_shardings=replicated)
@@ -250,13 +258,15 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup, workdir: str,
     num_steps = run.num_train_steps
     train_batches = pipeline.train_batches(start_step)
     for step in range(start_step, num_steps):
+      is_update = method.changes_topology and bool(
+          method.is_update_step(step))
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         batch = _to_global(next(train_batches), batch_sharding)
-        state, batch_metrics = train_step(state, batch)
+        state, batch_metrics = train_steps[is_update](state, batch)
       train_metrics = train_metrics.merge(batch_metrics)
       done = step + 1
       report_progress(done)
-      if method.uses_masks and method.is_update_step(step):
+      if is_update:
         writer.write_scalars(step, _host_scalars(summarize_topology(state)))
       if done % run.log_every_steps == 0 or done == num_steps:
         _check_finite(train_metrics, checkpointer)

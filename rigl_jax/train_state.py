@@ -1,9 +1,10 @@
 """TrainState: params, masks, optimizer and method state, stepped as one.
 
-``apply_gradients`` performs either an optimizer step or, on the method's
-update steps, a topology update, chosen inside the compiled step with
-``lax.cond`` so that nothing leaves the device. The optimizer receives the
-masks and the training step as extra arguments (see ``transforms``).
+``apply_gradients`` performs an optimizer step and, on the method's update
+steps, a topology update: chosen inside the compiled step with ``lax.cond``
+by default, or fixed when tracing by a loop that knows its step (as
+``rigl_jax.train`` does). The optimizer receives the masks and the training
+step as extra arguments (see ``transforms``).
 """
 
 from typing import Any, Optional
@@ -85,48 +86,64 @@ class TrainState(struct.PyTreeNode):
         tx=sparse_tx,
         method=method)
 
-  def _optimizer_step(self, grads: PyTree) -> 'TrainState':
-    updates, opt_state = self.tx.update(
-        grads, self.opt_state, self.params, masks=self.masks, step=self.step)
-    return self.replace(
-        params=optax.apply_updates(self.params, updates), opt_state=opt_state)
-
-  def _topology_step(self, grads: PyTree, rng: jax.Array) -> 'TrainState':
-    state = self if self.method.skip_optimizer_step else self._optimizer_step(
-        grads)
-    new_masks = self.method.update_masks(rng, self.step, state.params, grads,
-                                         state.masks, state.method_state)
-    params, opt_state = topology.reset_grown(self.tx, state.params,
-                                             state.opt_state, state.masks,
-                                             new_masks)
-    return state.replace(
-        params=params,
-        opt_state=opt_state,
-        masks=new_masks,
-        topology_stats=state.topology_stats.record(state.masks, new_masks))
-
-  def apply_gradients(self, *, grads: PyTree, **kwargs) -> 'TrainState':
+  def apply_gradients(self,
+                      *,
+                      grads: PyTree,
+                      topology_update: Optional[bool] = None,
+                      **kwargs) -> 'TrainState':
     """One training step from the dense gradients ``grads``.
+
+    The optimizer step uses the current masks. On a topology-update step
+    the method computes new masks from the weights and gradients at the
+    start of the step, a method that skips the optimizer there (RigL) keeps
+    the old params and optimizer state, and the new masks zero the dropped
+    weights and the optimizer state of inactive entries (so grown entries
+    start at zero with zero state).
 
     Args:
       grads: gradients of the loss w.r.t. ``params`` (dense: inactive
         entries carry the gradient RigL grows by).
+      topology_update: whether this step updates the topology. None decides
+        inside the compiled step (``lax.cond`` on the method's schedule):
+        one executable for every step. True or False fixes it when tracing,
+        for a loop that knows its step on the host (the schedule is a pure
+        function of it) and compiles one step of each kind: a
+        ``lax.cond`` in the step slows an XLA:CPU ResNet-50 step by about
+        15% (benchmarks/RESULTS.md), a plain step costs what a static
+        sparse step costs.
       **kwargs: other fields to replace, e.g. ``batch_stats``.
 
     Returns:
-      The state after an optimizer step, or after a topology update on the
-      method's update steps.
+      The state after the step.
     """
     rng, topology_rng = jax.random.split(self.rng)
-    state = self.replace(
-        method_state=self.method.observe_gradients(self.method_state, grads,
-                                                   self.masks),
-        **kwargs)
-    if self.method.changes_topology:
-      state = jax.lax.cond(
-          self.method.is_update_step(self.step),
-          lambda s: s._topology_step(grads, topology_rng),
-          lambda s: s._optimizer_step(grads), state)
-    else:
-      state = state._optimizer_step(grads)
-    return state.replace(step=self.step + 1, rng=rng)
+    method = self.method
+    method_state = method.observe_gradients(self.method_state, grads,
+                                            self.masks)
+    updates, opt_state = self.tx.update(
+        grads, self.opt_state, self.params, masks=self.masks, step=self.step)
+    params = optax.apply_updates(self.params, updates)
+    masks, topology_stats = self.masks, self.topology_stats
+
+    def update_topology(params, opt_state):
+      new_masks = method.update_masks(topology_rng, self.step, self.params,
+                                      grads, self.masks, method_state)
+      if method.skip_optimizer_step:
+        params, opt_state = self.params, self.opt_state
+      params, opt_state = topology.zero_inactive(self.tx, params, opt_state,
+                                                 new_masks)
+      return (params, opt_state, new_masks,
+              self.topology_stats.record(self.masks, new_masks))
+
+    if method.changes_topology and topology_update is None:
+      params, opt_state, masks, topology_stats = jax.lax.cond(
+          method.is_update_step(self.step), update_topology,
+          lambda params, opt_state: (params, opt_state, masks,
+                                     topology_stats), params, opt_state)
+    elif method.changes_topology and topology_update:
+      params, opt_state, masks, topology_stats = update_topology(
+          params, opt_state)
+    return self.replace(params=params, opt_state=opt_state, masks=masks,
+                        method_state=method_state,
+                        topology_stats=topology_stats, step=self.step + 1,
+                        rng=rng, **kwargs)

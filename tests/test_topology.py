@@ -34,22 +34,22 @@ def test_drop_and_grow_drops_smallest_and_grows_highest_scores():
   np.testing.assert_array_equal(new, [True, False, True, False, True, False])
 
 
-def test_reset_grown_zeroes_weights_and_every_param_shaped_state():
+def test_zero_inactive_zeroes_weights_and_every_param_shaped_state():
   tx = transforms.sparse_optimizer(optax.adam(0.1))
   params = {'w': jnp.array([1.0, 2.0, 3.0, 0.0]), 'b': jnp.ones(2)}
-  old = {'w': jnp.array([True, True, True, False]), 'b': None}
-  new = {'w': jnp.array([False, True, True, True]), 'b': None}
   state = tx.init(params)
   _, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params,
                        masks={'w': jnp.ones(4, bool), 'b': None})
-  p2, s2 = topology.reset_grown(tx, params, state, old, new)
+  new = {'w': jnp.array([False, True, True, True]), 'b': None}
+  p2, s2 = topology.zero_inactive(tx, params, state, new)
   np.testing.assert_array_equal(p2['w'], [0.0, 2.0, 3.0, 0.0])
+  np.testing.assert_array_equal(p2['b'], params['b'])
   adam_state = s2[1][0]
-  np.testing.assert_array_equal(adam_state.mu['w'] == 0,
-                                [False, False, False, True])
-  np.testing.assert_array_equal(adam_state.nu['w'] == 0,
-                                [False, False, False, True])
-  assert bool((adam_state.mu['b'] != 0).all())
+  for moment in (adam_state.mu, adam_state.nu):
+    np.testing.assert_array_equal(moment['w'] == 0,
+                                  [True, False, False, False])
+    assert bool((moment['b'] != 0).all())
+  old = {'w': jnp.array([True, True, True, False]), 'b': None}
   assert float(topology.churn(old, new)) == pytest.approx(1 / 3)
 
 

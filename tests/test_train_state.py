@@ -168,3 +168,30 @@ def test_learning_rate_follows_the_training_step_when_updates_skip_it():
     state = state.apply_gradients(grads=grads)
   active = np.asarray(state.masks['w'])
   np.testing.assert_array_equal(np.asarray(state.params['w'])[active], -1.0)
+
+
+@pytest.mark.parametrize('method_name', ['set', 'snfs', 'rigl', 'pruning'])
+def test_steps_of_fixed_kind_match_the_conditional_step(method_name):
+  params = make_params([(8, 9), (3, 3, 2, 4)], seed=0)
+  sparsities = get_sparsities(params, 0.8, 'erk')
+  method = make_method(method_name, 2, 0.5, 'cosine', end=6)
+  state = TrainState.create(params=params, tx=OPTIMIZERS['adam'](),
+                            method=method, sparsities=sparsities,
+                            rng=jax.random.PRNGKey(0))
+  conditional = jax.jit(lambda s, g: s.apply_gradients(grads=g))
+  fixed = {kind: jax.jit(lambda s, g, kind=kind: s.apply_gradients(
+      grads=g, topology_update=kind)) for kind in (False, True)}
+  a = b = state
+  for t in range(7):
+    grads = jax.tree.map(
+        lambda p, t=t: jax.random.normal(jax.random.PRNGKey(t), p.shape),
+        params)
+    a = conditional(a, grads)
+    b = fixed[bool(method.is_update_step(t))](b, grads)
+    for x, y in zip(jax.tree.leaves(a.masks), jax.tree.leaves(b.masks)):
+      np.testing.assert_array_equal(x, y)
+    for x, y in zip(jax.tree.leaves((a.params, a.opt_state)),
+                    jax.tree.leaves((b.params, b.opt_state))):
+      np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+  assert int(a.topology_stats.num_updates) == sum(
+      bool(method.is_update_step(t)) for t in range(7))

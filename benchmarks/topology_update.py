@@ -1,0 +1,79 @@
+r"""Cost of a RigL topology update relative to a train step.
+
+For each workload: the median time of one train step between updates, of
+one update step (RigL's: dense gradients, then drop and grow in every layer
+and the optimizer-state reset, no optimizer step), and of the topology
+update alone (drop, grow and reset, jitted by itself). The amortized
+overhead at ΔT = 100 is (update step - train step) / (100 train steps).
+The last column counts compiled executables after all those calls: one
+plain step and one update step, each compiled once, nothing recompiled.
+
+  python benchmarks/topology_update.py [--repeats=10]
+"""
+
+from collections.abc import Sequence
+
+from absl import app
+from absl import flags
+import jax
+
+from benchmarks import harness
+from benchmarks import workloads
+from rigl_jax import topology
+
+
+def topology_update_alone(state, grads):
+  """What an update step adds: new masks, zeroed entries, statistics."""
+  masks = state.method.update_masks(state.rng, state.step, state.params, grads,
+                                    state.masks, state.method_state)
+  params, opt_state = topology.zero_inactive(state.tx, state.params,
+                                             state.opt_state, masks)
+  return params, opt_state, state.topology_stats.record(state.masks, masks)
+
+
+def measure(name: str, repeats: int) -> list[str]:
+  config_path, overrides = workloads.WORKLOADS[name]
+  bench = harness.build(config_path, 'rigl', overrides)
+  interval = bench.config.mask_update.interval
+  grads = jax.tree.map(lambda p: p * 0.5 + 0.1, bench.state.params)
+  update_only = jax.jit(topology_update_alone)
+  calls = {
+      'train': bench.chain(bench.plain_step),
+      'update_step': bench.chain(bench.update_step),
+      'update_only': lambda: update_only(bench.state, grads),
+  }
+  seconds = harness.time_interleaved(calls, warmup=2, repeats=repeats)
+  # Each kind of step compiled once, however many steps ran.
+  executables = (bench.plain_step._cache_size() +  # pylint: disable=protected-access
+                 bench.update_step._cache_size())  # pylint: disable=protected-access
+  train, step, alone = (seconds['train'], seconds['update_step'],
+                        seconds['update_only'])
+  return [name, f'{bench.config.sparsity:g} {bench.config.distribution}',
+          f'{train * 1e3:.1f}', f'{step * 1e3:.1f}', f'{alone * 1e3:.1f}',
+          f'{alone / train:.2f}', f'{step / train:.2f}',
+          f'{(step - train) / (interval * train) * 100:.2f}%',
+          str(executables)]
+
+
+HEADER = ('model', 'sparsity', 'train step ms', 'update step ms',
+          'topology update alone ms', 'update alone / train step',
+          'update step / train step', 'amortized overhead at ΔT=100',
+          'compiled executables')
+
+
+def table(names: Sequence[str], repeats: int) -> str:
+  """The Markdown table of ``names``."""
+  return harness.markdown_table(HEADER,
+                                [measure(name, repeats) for name in names])
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  print(table(_WORKLOADS.value, _REPEATS.value))
+
+
+if __name__ == '__main__':
+  _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed calls of each kind.')
+  _WORKLOADS = flags.DEFINE_list('workloads', ['WRN-22-2', 'ResNet-50'],
+                                 'Workloads to run.')
+  app.run(main)
