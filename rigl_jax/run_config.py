@@ -177,15 +177,27 @@ def apply_arg(
                           f'a variant ({", ".join(sorted(variants)) or "none"})')
       variants[item](config)
       continue
-    *parents, leaf = key.strip().split('.')
+    set_values(config, {key.strip(): _parse_value(value.strip())})
+  return config
+
+
+def set_values(config: ml_collections.ConfigDict,
+               values: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """Sets dotted keys, e.g. ``{'mask_update.interval': 50}``; returns config.
+
+  Raises:
+    ConfigError: a key names no existing field.
+  """
+  for key, value in values.items():
+    *parents, leaf = key.split('.')
     node = config
     for part in parents:
       if not isinstance(node.get(part), ml_collections.ConfigDict):
-        raise ConfigError(f'config argument names unknown key {key!r}')
+        raise ConfigError(f'unknown key {key!r} in the config')
       node = node[part]
     if leaf not in node:
-      raise ConfigError(f'config argument names unknown key {key!r}')
-    node[leaf] = _parse_value(value.strip())
+      raise ConfigError(f'unknown key {key!r} in the config')
+    node[leaf] = value
   return config
 
 

@@ -47,19 +47,11 @@ def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
 
 def tiny_mnist_config(local_dir: str, **overrides: Any):
   """configs/mnist_lenet300.py with tiny sizes and ``overrides``."""
-  sys.path.insert(0, REPO_ROOT)
-  try:
-    from configs import mnist_lenet300  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  config = mnist_lenet300.get_config()
-  for key, value in {**tiny_mnist_overrides(local_dir), **overrides}.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  return config
+  from rigl_jax import run_config  # pylint: disable=g-import-not-at-top
+  config = run_config.load(os.path.join(REPO_ROOT, 'configs',
+                                        'mnist_lenet300.py'))
+  return run_config.set_values(
+      config, {**tiny_mnist_overrides(local_dir), **overrides})
 
 
 def run_main(workdir: str, overrides: dict[str, Any],

@@ -84,3 +84,21 @@ def test_l2_applies_to_kernels_only():
   updates, _ = tx.update(zeros, tx.init(params), params, step=0)
   assert float(updates['kernel'][0, 0]) == -0.5
   assert float(updates['bias'][0]) == 0.0
+
+
+def test_set_values_sets_dotted_keys_and_rejects_unknown_ones():
+  config = run_config.set_values(run_config.base_config(),
+                                 {'mask_update.interval': 7, 'seed': 3})
+  assert (config.mask_update.interval, config.seed) == (7, 3)
+  with pytest.raises(run_config.ConfigError, match="unknown key 'mask_upd"):
+    run_config.set_values(config, {'mask_update.nope': 1})
+
+
+def test_load_reads_a_config_file_with_its_argument(tmp_path):
+  path = tmp_path / 'tiny.py'
+  path.write_text('from rigl_jax import run_config\n'
+                  'def get_config(arg=""):\n'
+                  '  return run_config.apply_arg(run_config.base_config(), arg)\n')
+  assert run_config.load(f'{path}:seed=5').seed == 5
+  with pytest.raises(run_config.ConfigError, match='not found'):
+    run_config.load(str(tmp_path / 'absent.py'))
