@@ -26,7 +26,15 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for checkpoints, metrics and results.json.')
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False,
-    'Call jax.distributed.initialize() first (multi-host TPU/GPU slices).')
+    'Call jax.distributed.initialize() first (multi-host TPU/GPU slices). '
+    'On TPU, Slurm and Open MPI the cluster is detected; elsewhere give '
+    'the three flags below on every host.')
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0, with --distributed.')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Number of processes, with --distributed.')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'This process\'s index, with --distributed.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -46,7 +54,9 @@ def main(argv):
   tf.config.experimental.set_visible_devices([], 'GPU')
   tf.config.experimental.set_visible_devices([], 'TPU')
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator_address=_COORDINATOR_ADDRESS.value,
+                               num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
   logging.info('JAX process %d of %d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
