@@ -174,19 +174,26 @@ def markdown_table(table: dict[str, dict[float, Cell]], metric: str) -> str:
   return '\n'.join(lines)
 
 
+def row_colors(table) -> dict[str, Any]:
+  """One color per row, the same in every plot of a report."""
+  cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  return {label: cycle[i % len(cycle)] for i, label in enumerate(table)}
+
+
 def plot_metric_vs_sparsity(table, metric: str, path: str, title: str) -> None:
   figure, axes = plt.subplots(figsize=(7, 4.5))
+  colors = row_colors(table)
   sparsities = sorted({s for cells in table.values() for s in cells if s > 0})
   for label, cells in table.items():
     if set(cells) == {0.0}:  # Dense: a horizontal reference line.
       cell = cells[0.0]
-      axes.axhline(cell.mean, color='black', linestyle='--', linewidth=1,
-                   label=label)
+      axes.axhline(cell.mean, color=colors[label], linestyle='--',
+                   linewidth=1, label=label)
       continue
     xs = [s for s in sparsities if s in cells]
     axes.errorbar(xs, [cells[s].mean for s in xs],
                   yerr=[cells[s].std for s in xs], marker='o', capsize=3,
-                  label=label)
+                  color=colors[label], label=label)
   axes.set_xlabel('sparsity')
   axes.set_ylabel(metric)
   axes.set_title(title or f'{metric} vs sparsity')
@@ -200,11 +207,12 @@ def plot_metric_vs_sparsity(table, metric: str, path: str, title: str) -> None:
 def plot_metric_vs_train_flops(table, metric: str, path: str,
                                title: str) -> None:
   figure, axes = plt.subplots(figsize=(7, 4.5))
+  colors = row_colors(table)
   for label, cells in table.items():
     items = sorted(cells.items(), key=lambda item: item[1].train_flops_ratio)
     axes.errorbar([c.train_flops_ratio for _, c in items],
                   [c.mean for _, c in items], yerr=[c.std for _, c in items],
-                  marker='o', capsize=3, label=label)
+                  marker='o', capsize=3, color=colors[label], label=label)
   axes.set_xscale('log')
   axes.set_xlabel('training FLOPs relative to dense (log scale)')
   axes.set_ylabel(metric)
