@@ -36,8 +36,6 @@ def peak_bytes(bench: harness.Bench) -> int:
                    analysis.output_size_in_bytes +
                    analysis.temp_size_in_bytes - analysis.alias_size_in_bytes)
   return max(peaks)
-  return (analysis.argument_size_in_bytes + analysis.output_size_in_bytes +
-          analysis.temp_size_in_bytes - analysis.alias_size_in_bytes)
 
 
 def measure(name: str) -> list[list[str]]:

@@ -219,8 +219,8 @@ def shrink_for_smoke_test(config: ml_collections.ConfigDict, *,
   config.pruning.end_step = 1
   config.pruning.frequency = 1
   config.lr_schedule.warmup_steps = min(config.lr_schedule.warmup_steps, 1)
-  config.lr_schedule.boundaries = tuple(
-      b for b in (1,) if config.lr_schedule.boundaries)
+  boundaries = config.lr_schedule.boundaries
+  config.lr_schedule.boundaries = (1,) if boundaries else ()
   config.log_every_steps = 1
   config.eval_every_steps = 2
   config.checkpoint_every_steps = 2

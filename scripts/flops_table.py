@@ -35,22 +35,13 @@ from rigl_jax import errors
 from rigl_jax import flops
 from rigl_jax import methods as methods_lib
 
-METHOD_NAMES = {
-    'dense': 'Dense',
-    'static': 'Static',
-    'snip': 'SNIP',
-    'set': 'SET',
-    'snfs': 'SNFS',
-    'rigl': 'RigL',
-    'small_dense': 'Small-Dense',
-    'pruning': 'Pruning',
-}
 DISTRIBUTION_SUFFIXES = {'uniform': '', 'erk': ' (ERK)', 'erdos_renyi': ' (ER)'}
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (configs/*.py[:args]).',
     lock_config=True)
-_METHODS = flags.DEFINE_list('methods', list(METHOD_NAMES), 'Methods (rows).')
+_METHODS = flags.DEFINE_list('methods', list(methods_lib.DISPLAY_NAMES),
+                             'Methods (rows).')
 _SPARSITIES = flags.DEFINE_list('sparsities', ['0.75', '0.8', '0.9', '0.95'],
                                 'Sparsities (column groups).')
 _DISTRIBUTIONS = flags.DEFINE_list('distributions', ['uniform', 'erk'],
@@ -92,7 +83,7 @@ def cell_key(method: str, sparsity: float, distribution: str,
 
 def row_label(method: str, distribution: str, multiplier: float) -> str:
   """'RigL', 'RigL 5x', 'RigL (ERK)', 'RigL 5x (ERK)' (as in the paper)."""
-  label = METHOD_NAMES.get(method, method)
+  label = methods_lib.DISPLAY_NAMES.get(method, method)
   if multiplier != 1:
     label += f' {multiplier:g}x'
   if method != 'dense':

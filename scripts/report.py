@@ -32,6 +32,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from rigl_jax import methods  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
                                   'Where table.md and the plots go.')
 _METRIC = flags.DEFINE_string(
@@ -40,11 +42,6 @@ _METRIC = flags.DEFINE_string(
 _TITLE = flags.DEFINE_string('title', '', 'Title above the table and plots.')
 flags.mark_flag_as_required('output_dir')
 
-METHOD_NAMES = {
-    'dense': 'Dense', 'small_dense': 'Small-Dense', 'static': 'Static',
-    'snip': 'SNIP', 'set': 'SET', 'snfs': 'SNFS', 'rigl': 'RigL',
-    'pruning': 'Pruning',
-}
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
 
 
@@ -61,7 +58,7 @@ class Run:
 
   @property
   def row_label(self) -> str:
-    label = METHOD_NAMES.get(self.method, self.method)
+    label = methods.DISPLAY_NAMES.get(self.method, self.method)
     if self.multiplier != 1:
       label += f' {self.multiplier:g}x'
     if self.distribution and self.method != 'small_dense':
@@ -134,7 +131,7 @@ def group(runs: Sequence[Run]) -> dict[str, dict[float, Cell]]:
   for run in runs:
     buckets[(run.row_label, run.sparsity)].append(run)
   table: dict[str, dict[float, Cell]] = collections.defaultdict(dict)
-  order = list(METHOD_NAMES)
+  order = list(methods.DISPLAY_NAMES)
   for (label, sparsity), members in sorted(
       buckets.items(),
       key=lambda item: (order.index(item[1][0].method)

@@ -1,4 +1,4 @@
-"""Selection, drop-and-grow and the reset of grown entries."""
+"""Selection, drop-and-grow and the zeroing of inactive entries."""
 
 import math
 

@@ -25,6 +25,18 @@ METHODS: dict[str, type[base.SparseMethod]] = {
     'pruning': pruning.GradualPruning,
 }
 
+# How tables and plots name each method: the paper's spelling.
+DISPLAY_NAMES: dict[str, str] = {
+    'dense': 'Dense',
+    'small_dense': 'Small-Dense',
+    'static': 'Static',
+    'snip': 'SNIP',
+    'set': 'SET',
+    'snfs': 'SNFS',
+    'rigl': 'RigL',
+    'pruning': 'Pruning',
+}
+
 
 def get_method_class(name: str) -> type[base.SparseMethod]:
   """The class registered under ``name``."""

@@ -1,11 +1,11 @@
 """The interface every sparse training method implements.
 
 A method decides the initial topology, what it observes every step, when
-the topology changes and how. Every function is pure and jittable: the
-train step picks between an optimizer step and a topology update with
-``lax.cond`` (see ``rigl_jax.train_state``). Methods are frozen dataclasses
-of hashable hyper-parameters so that they can live in a jitted state's
-static fields.
+the topology changes and how. Every function is pure and jittable, and
+``is_update_step`` also takes a Python int, so a loop can choose the
+compiled step of each kind on the host (see ``rigl_jax.train_state``).
+Methods are frozen dataclasses of hashable hyper-parameters so that they
+can live in a jitted state's static fields.
 """
 
 import dataclasses
