@@ -22,6 +22,16 @@ def test_top_k_mask_breaks_ties_towards_lower_index():
                                 [False] * 5)
 
 
+@given(st.lists(st.integers(-3, 3), min_size=1, max_size=40),
+       st.integers(0, 45))
+def test_top_k_mask_equals_a_stable_sort_with_many_ties(values, k):
+  scores = jnp.asarray(values, jnp.float32)
+  order = np.argsort(-np.asarray(values), kind='stable')
+  expected = np.zeros(len(values), bool)
+  expected[order[:k]] = True
+  np.testing.assert_array_equal(topology.top_k_mask(scores, k), expected)
+
+
 def test_drop_and_grow_drops_smallest_and_grows_highest_scores():
   mask = jnp.array([True, True, True, False, False, False])
   weights = jnp.array([0.5, -0.1, 2.0, 0.0, 0.0, 0.0])
