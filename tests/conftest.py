@@ -8,7 +8,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_backend_optimization_level=0').strip()
 
+from absl import flags  # pylint: disable=g-import-not-at-top
 from hypothesis import settings  # pylint: disable=g-import-not-at-top
+
+# Libraries read absl flags (Grain's workers do) as if under app.run.
+flags.FLAGS.mark_as_parsed()
 
 # Every example jit-compiles a step; keep the count modest and the deadline
 # off (compile times vary with machine load).

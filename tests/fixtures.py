@@ -1,15 +1,37 @@
 """Small data sets and configs that tests write and run themselves."""
 
+import glob
+import gzip
+import io
 import os
+import struct
 import subprocess
 import sys
 from typing import Any
 
 import numpy as np
-
-from rigl_jax.data import idx
+from PIL import Image
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(REPO_ROOT, '..', 'shared', 'data')
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  """Writes ``array`` (uint8) as a gzipped or raw IDX file."""
+  array = np.asarray(array, np.uint8)
+  header = bytes([0, 0, 0x08, array.ndim]) + b''.join(
+      int(d).to_bytes(4, 'big') for d in array.shape)
+  opener = gzip.open if path.endswith('.gz') else open
+  with opener(path, 'wb') as f:
+    f.write(header + array.tobytes())
+
+
+def jpeg(pixels: np.ndarray, quality: int = 95) -> bytes:
+  """JPEG bytes of uint8 [H, W, 3] pixels."""
+  buffer = io.BytesIO()
+  Image.fromarray(np.asarray(pixels, np.uint8)).save(
+      buffer, format='JPEG', quality=quality)
+  return buffer.getvalue()
 
 
 def write_tiny_mnist(directory: str, num_train: int, num_test: int,
@@ -20,10 +42,10 @@ def write_tiny_mnist(directory: str, num_train: int, num_test: int,
     images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
     for i, label in enumerate(labels):
       images[i, 2 * label:2 * label + 3, 4:24] = 250
-    idx.write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'),
-                  images)
-    idx.write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'),
-                  labels)
+    write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'),
+              images)
+    write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'),
+              labels)
 
 
 def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
@@ -84,3 +106,22 @@ def load_checkpoint(workdir: str, step: int) -> dict[str, Any]:
       lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
   return checkpointer.restore(
       path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+
+
+def read_scalars(workdir: str) -> dict[str, dict[int, float]]:
+  """{tag: {step: value}} of the scalars in ``workdir``'s event files."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  scalars = {}
+  for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents*'))):
+    with open(path, 'rb') as f:
+      content = f.read()
+    position = 0
+    while position < len(content):  # Records: length, crc, data, crc.
+      (length,) = struct.unpack('<Q', content[position:position + 8])
+      event = event_pb2.Event.FromString(
+          content[position + 12:position + 12 + length])
+      position += 12 + length + 4
+      for value in event.summary.value:
+        if value.HasField('simple_value'):
+          scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  return scalars

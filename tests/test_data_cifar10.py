@@ -1,16 +1,16 @@
-"""CIFAR-10: the offline JPEG zip, TFDS loading, augmentation, the pipeline."""
+"""CIFAR-10: the offline JPEG zip, TFDS, device augmentation, the pipeline."""
 
 import zipfile
 
+import jax
 import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from rigl_jax import dataset_specs
+from rigl_jax import data
 from rigl_jax import errors
 from rigl_jax import run_config
 from rigl_jax.data import cifar10
+from tests import fixtures
 
 # Written in this (unsorted) order; labels follow the sorted names.
 CLASSES = ('truck', 'airplane', 'ship', 'automobile', 'bird', 'cat', 'deer',
@@ -20,10 +20,6 @@ COUNTS = {'train': 3, 'test': 2}
 
 def color(label: int) -> np.ndarray:
   return np.array([25 * label, 250 - 25 * label, 128], np.uint8)
-
-
-def jpeg(image: np.ndarray) -> bytes:
-  return tf.io.encode_jpeg(image, quality=100).numpy()
 
 
 def write_zip(path, entries: dict[str, bytes]) -> None:
@@ -40,7 +36,7 @@ def fixture_entries() -> dict[str, bytes]:
       image = np.broadcast_to(color(sorted(CLASSES).index(name)),
                               (32, 32, 3))
       for i in range(count):
-        entries[f'{split}/{name}/{i:04d}.jpg'] = jpeg(image)
+        entries[f'{split}/{name}/{i:04d}.jpg'] = fixtures.jpeg(image, 100)
   return entries
 
 
@@ -69,7 +65,7 @@ def take(iterator, n):
 def test_local_zip_decodes_with_labels_in_sorted_class_order(cifar_dir):
   splits = cifar10.load_local(cifar_dir)
   for split, count in COUNTS.items():
-    images, labels = splits[split]['image'], splits[split]['label']
+    images, labels = splits[split]['inputs'], splits[split]['labels']
     assert images.shape == (10 * count, 32, 32, 3)
     assert images.dtype == np.uint8 and labels.dtype == np.int32
     np.testing.assert_array_equal(np.bincount(labels), [count] * 10)
@@ -78,23 +74,24 @@ def test_local_zip_decodes_with_labels_in_sorted_class_order(cifar_dir):
       np.testing.assert_allclose(image.mean((0, 1)), color(label), atol=3)
 
 
-def test_local_matches_the_tfds_element_spec(cifar_dir):
+def test_local_matches_the_tfds_data_source(cifar_dir):
+  tfds = pytest.importorskip('tensorflow_datasets')
   local = cifar10.load_local(cifar_dir)['train']
   with tfds.testing.mock_data(num_examples=5):
-    remote = cifar10.load_tfds_split('train', None)
-  for key in ('image', 'label'):
+    remote = cifar10.load_tfds_split('train', '')
+  for key in ('inputs', 'labels'):
     assert local[key].dtype == remote[key].dtype
     assert local[key].shape[1:] == remote[key].shape[1:]
 
 
 def good_image():
-  return jpeg(np.zeros((32, 32, 3), np.uint8))
+  return fixtures.jpeg(np.zeros((32, 32, 3), np.uint8))
 
 
 @pytest.mark.parametrize('change,message', [
     ({'train/cat/0000.jpg': b'not a jpeg'},
      'train/cat/0000.jpg is not a 32x32 RGB JPEG'),
-    ({'test/dog/0001.jpg': jpeg(np.zeros((16, 32, 3), np.uint8))},
+    ({'test/dog/0001.jpg': fixtures.jpeg(np.zeros((16, 32, 3), np.uint8))},
      'test/dog/0001.jpg is not a 32x32 RGB JPEG'),
     ({'readme.txt': b'hello'}, "unexpected entry 'readme.txt'"),
     ({'valid/cat/0000.jpg': good_image()}, "unexpected entry 'valid/"),
@@ -122,19 +119,18 @@ def test_missing_or_corrupt_zip_names_the_file(tmp_path):
   assert path in str(info.value)
 
 
+def preprocess(images, seed, train):
+  batch = {'inputs': images, 'labels': np.zeros(len(images), np.int32)}
+  return np.asarray(cifar10.preprocess_on_device(
+      batch, jax.random.key(seed), train)['inputs'])
+
+
 def test_training_augmentation_is_a_padded_crop_and_flip_per_example():
-  rng = np.random.default_rng(0)
-  image = rng.integers(0, 256, (32, 32, 3), np.uint8)
-  images = tf.constant(np.broadcast_to(image, (16, 32, 32, 3)))
-  seed = tf.constant([5, 7], tf.int64)
-  out = cifar10.preprocess({'image': images, 'label': tf.zeros([16])}, seed,
-                           True)['inputs'].numpy()
-  again = cifar10.preprocess({'image': images, 'label': tf.zeros([16])},
-                             seed, True)['inputs'].numpy()
-  other = cifar10.preprocess({'image': images, 'label': tf.zeros([16])},
-                             seed + 1, True)['inputs'].numpy()
-  np.testing.assert_array_equal(out, again)
-  assert not np.array_equal(out, other)
+  image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+  images = np.broadcast_to(image, (32, 32, 32, 3))
+  out = preprocess(images, 5, True)
+  np.testing.assert_array_equal(out, preprocess(images, 5, True))
+  assert not np.array_equal(out, preprocess(images, 6, True))
   # Each output is a window of the zero-padded image, perhaps mirrored, with
   # its own offset and flip.
   padded = np.pad(image, [(4, 4), (4, 4), (0, 0)]).astype(np.float32)
@@ -146,41 +142,38 @@ def test_training_augmentation_is_a_padded_crop_and_flip_per_example():
       windows[(dy, dx, True)] = window[:, ::-1]
   found = [next(k for k, w in windows.items() if np.allclose(w, o, atol=1e-5))
            for o in out]
-  assert len(set(found)) > 4
+  assert len(set(found)) > 8
   assert {flip for _, _, flip in found} == {False, True}
+  # Offsets cover the 9 positions of each axis, not a few of them.
+  assert len({dy for dy, _, _ in found}) > 4
+  assert len({dx for _, dx, _ in found}) > 4
 
 
 def test_eval_preprocessing_only_normalizes():
   image = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), np.uint8)
-  out = cifar10.preprocess({'image': tf.constant(image),
-                            'label': tf.zeros([2], tf.int32)},
-                           tf.constant([1, 2], tf.int64), False)
-  np.testing.assert_allclose(out['inputs'].numpy(),
+  np.testing.assert_allclose(preprocess(image, 1, False),
                              (image - cifar10.MEAN) / cifar10.STD, rtol=1e-6)
 
 
 def test_pipeline_batches_match_the_spec_and_resume(cifar_dir):
   cfg = config(cifar_dir)
-  spec = dataset_specs.get_spec(cfg.dataset)
-  pipeline = cifar10.create_pipeline(cfg, process_index=0, process_count=1)
-  assert (pipeline.num_classes, pipeline.task) == (spec.num_classes,
-                                                   spec.task)
-  batches = take(pipeline.train_batches(), 6)
+  pipe = cifar10.create_pipeline(cfg, process_index=0, process_count=1)
+  expected = {k: (v.shape, v.dtype)
+              for k, v in data.batch_shapes(cfg.dataset, 8).items()}
+  batches = take(pipe.train_batches(), 6)
   for batch in batches:
-    assert batch['inputs'].shape == (8,) + spec.input_shape
-    assert batch['inputs'].dtype == spec.input_dtype
-    assert batch['labels'].shape == batch['weights'].shape == (8,)
+    assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected
   # 30 examples, batch 8: step 3 crosses into the second epoch.
-  for x, y in zip(batches[3:], take(pipeline.train_batches(3), 3)):
+  for x, y in zip(batches[3:], take(pipe.train_batches(3), 3)):
     for key in x:
       np.testing.assert_array_equal(x[key], y[key])
 
 
 def test_eval_covers_every_test_image_once(cifar_dir):
-  pipeline = cifar10.create_pipeline(config(cifar_dir), process_index=0,
-                                     process_count=1)
-  batches = list(pipeline.eval_batches())
-  assert len(batches) == pipeline.num_eval_batches == 3  # 20 in batches of 8
+  pipe = cifar10.create_pipeline(config(cifar_dir), process_index=0,
+                                 process_count=1)
+  batches = list(pipe.eval_batches())
+  assert len(batches) == pipe.num_eval_batches == 3  # 20 in batches of 8
   weights = np.concatenate([b['weights'] for b in batches])
   labels = np.concatenate([b['labels'] for b in batches])
   np.testing.assert_array_equal(weights, [1] * 20 + [0] * 4)

@@ -8,19 +8,18 @@ import zipfile
 
 import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
+from rigl_jax import data
 from rigl_jax import dataset_specs
 from rigl_jax import errors
 from rigl_jax import run_config
 from rigl_jax.data import language_model
+from rigl_jax.data import tfds_source
 from rigl_jax.data import tiny_shakespeare
 from rigl_jax.data import wikitext103
 from tests import fixtures
 
-SHARED_SHAKESPEARE = os.path.join(fixtures.REPO_ROOT, '..', 'shared', 'data',
-                                  'tinyshakespeare')
+SHARED_SHAKESPEARE = os.path.join(fixtures.SHARED_DATA, 'tinyshakespeare')
 # 400 bytes, not ASCII only, with a couple of Windows line ends.
 TEXT = ''.join(f'Line {i}: to be or not to be, café.\r\n' if i % 5 == 0
                else f'Line {i}: that is the question.\n' for i in range(12))
@@ -61,6 +60,8 @@ def rebuild_text(batches) -> bytes:
   weighted labels."""
   parts = []
   for batch in batches:
+    batch = {k: np.asarray(v) for k, v in
+             language_model.preprocess_on_device(batch, None, False).items()}
     for inputs, labels, weights in zip(batch['inputs'], batch['labels'],
                                        batch['weights']):
       if weights.any():
@@ -70,18 +71,23 @@ def rebuild_text(batches) -> bytes:
 
 
 def check_spec(pipeline, cfg, batch_size):
-  spec = dataset_specs.get_spec(cfg.dataset)
-  assert (pipeline.num_classes, pipeline.task) == (spec.num_classes,
-                                                   spec.task)
+  """The pipeline's batches have the documented shapes, and on the device
+  they become inputs and labels shifted by one byte."""
   batch = next(pipeline.train_batches())
-  assert batch['inputs'].shape == (batch_size,) + spec.input_shape
-  assert batch['inputs'].dtype == spec.input_dtype
-  assert batch['labels'].shape == batch['weights'].shape == (
-      batch['inputs'].shape)
-  assert batch['labels'].dtype == np.int32
-  np.testing.assert_array_equal(batch['weights'], 1)
-  np.testing.assert_array_equal(batch['inputs'][:, 1:],
-                                batch['labels'][:, :-1])
+  assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
+      k: (v.shape, v.dtype)
+      for k, v in data.batch_shapes(cfg.dataset, batch_size).items()}
+  spec = dataset_specs.get_spec(cfg.dataset)
+  model_batch = {k: np.asarray(v) for k, v in
+                 language_model.preprocess_on_device(batch, None,
+                                                     True).items()}
+  assert model_batch['inputs'].shape[1:] == spec.input_shape
+  assert model_batch['inputs'].dtype == spec.input_dtype
+  assert model_batch['labels'].shape == model_batch['weights'].shape == (
+      model_batch['inputs'].shape)
+  np.testing.assert_array_equal(model_batch['weights'], 1)
+  np.testing.assert_array_equal(model_batch['inputs'][:, 1:],
+                                model_batch['labels'][:, :-1])
   return batch
 
 
@@ -102,9 +108,9 @@ def test_windows_are_non_overlapping_and_the_eval_tail_is_padded():
 def test_preprocess_shifts_labels_and_weights_out_the_padding():
   examples = language_model.windows(bytes([200, 1, 2, 3, 4, 5, 6, 7]), 4,
                                     keep_tail=True)
-  out = language_model.preprocess(
-      {k: tf.constant(v) for k, v in examples.items()},
-      tf.zeros([2], tf.int64), False)
+  out = language_model.preprocess_on_device(
+      {**examples, 'weights': np.ones(len(examples['length']), np.float32)},
+      None, False)
   np.testing.assert_array_equal(out['inputs'], [[200, 1, 2, 3], [5, 6, 7, 0]])
   np.testing.assert_array_equal(out['labels'], [[1, 2, 3, 4], [6, 7, 0, 0]])
   np.testing.assert_array_equal(out['weights'], [[1, 1, 1, 1], [1, 1, 0, 0]])
@@ -123,15 +129,14 @@ def test_local_split_follows_the_tfds_builder_on_characters():
                     reason='needs ../shared/data/tinyshakespeare')
 def test_local_splits_equal_the_tfds_build_of_the_real_file(tmp_path,
                                                             tfds_can_build):
+  pytest.importorskip('tensorflow')  # TFDS prepares with TensorFlow.
   local = tiny_shakespeare.load_local_splits(SHARED_SHAKESPEARE)
   # input.txt in the manual dir matches TFDS's registered checksum, so TFDS
   # builds from it offline with its own split code.
-  builder = tfds.builder('tiny_shakespeare', data_dir=str(tmp_path))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=SHARED_SHAKESPEARE))
+  tfds_source.prepare('tiny_shakespeare', str(tmp_path), SHARED_SHAKESPEARE)
   for split in ('train', 'validation', 'test'):
-    assert language_model.tfds_text(builder.as_dataset(
-        split, shuffle_files=False)) == local[split]
+    assert tiny_shakespeare.load_tfds_split(split, str(tmp_path)) == (
+        local[split])
 
 
 @pytest.fixture
@@ -146,7 +151,7 @@ def test_tiny_shakespeare_pipeline_from_a_local_file(text_dir):
                                               process_count=1)
   check_spec(pipeline, cfg, 4)
   splits = tiny_shakespeare.load_local_splits(text_dir)
-  assert pipeline.num_train_examples == len(splits['train']) // 17
+  assert pipeline.train.num_examples == len(splits['train']) // 17
   # Every validation byte is a window start or a weighted label, once.
   batches = list(pipeline.eval_batches())
   assert len(batches) == pipeline.num_eval_batches
@@ -155,11 +160,12 @@ def test_tiny_shakespeare_pipeline_from_a_local_file(text_dir):
   # The stream from step s is the tail of the stream from 0.
   stream = take(pipeline.train_batches(), 8)
   for x, y in zip(stream[5:], take(pipeline.train_batches(5), 3)):
-    np.testing.assert_array_equal(x['inputs'], y['inputs'])
-  assert not np.array_equal(stream[0]['inputs'], stream[1]['inputs'])
+    np.testing.assert_array_equal(x['window'], y['window'])
+  assert not np.array_equal(stream[0]['window'], stream[1]['window'])
 
 
 def test_tiny_shakespeare_through_tfds():
+  tfds = pytest.importorskip('tensorflow_datasets')
   cfg = config('tiny_shakespeare', sequence_length=8)
   with tfds.testing.mock_data(num_examples=10):
     pipeline = tiny_shakespeare.create_pipeline(cfg, process_index=0,
@@ -211,29 +217,32 @@ def write_wikitext(directory, members=None) -> str:
 
 
 def test_wikitext_builds_offline_from_the_zip(tmp_path, tfds_can_build):
+  pytest.importorskip('tensorflow')  # TFDS prepares with TensorFlow.
   write_wikitext(tmp_path)
-  builder = wikitext103.WikiText103(data_dir=str(tmp_path / 'tfds'))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(tmp_path)))
+  tfds_source.prepare('wikitext103', str(tmp_path / 'tfds'), str(tmp_path))
+  cfg = config('wikitext103', tfds_data_dir=str(tmp_path / 'tfds'))
   for split, text in WIKI.items():
-    dataset = builder.as_dataset(split, shuffle_files=False)
-    assert len(dataset) == text.count('\n')  # One example per line.
-    assert language_model.tfds_text(dataset) == text.encode('utf-8')
+    assert wikitext103.read_tfds_split(split, str(tmp_path / 'tfds')) == (
+        text.encode('utf-8'))
+  # The pipeline reads the same bytes through TFDS as from the archive.
+  through_tfds = wikitext103.create_pipeline(cfg, process_index=0,
+                                             process_count=1)
+  assert rebuild_text(through_tfds.eval_batches()) == (
+      WIKI['validation'].encode())
 
 
-def test_wikitext_pipeline(tmp_path, tfds_can_build):
+def test_wikitext_pipeline_reads_the_archive(tmp_path):
   write_wikitext(tmp_path)
-  cfg = config('wikitext103', str(tmp_path),
-               tfds_data_dir=str(tmp_path / 'tfds'))
+  cfg = config('wikitext103', str(tmp_path))
   pipeline = wikitext103.create_pipeline(cfg, process_index=0,
                                          process_count=1)
   check_spec(pipeline, cfg, 4)
   train_bytes = len(WIKI['train'].encode('utf-8'))
-  assert pipeline.num_train_examples == train_bytes // 17
+  assert pipeline.train.num_examples == train_bytes // 17
   assert rebuild_text(pipeline.eval_batches()) == WIKI['validation'].encode()
   stream = take(pipeline.train_batches(), 5)
   for x, y in zip(stream[2:], take(pipeline.train_batches(2), 3)):
-    np.testing.assert_array_equal(x['inputs'], y['inputs'])
+    np.testing.assert_array_equal(x['window'], y['window'])
 
 
 @pytest.mark.parametrize('members,message', [
@@ -243,16 +252,13 @@ def test_wikitext_pipeline(tmp_path, tfds_can_build):
      r"lacks \['wikitext-103-raw/wiki.valid.raw'\]"),
     (b'PK\x03\x04 truncated', 'not a readable zip archive'),
 ])
-def test_bad_wikitext_archives_are_named(tmp_path, tfds_can_build, members,
-                                         message):
+def test_bad_wikitext_archives_are_named(tmp_path, members, message):
   path = os.path.join(tmp_path, wikitext103.ARCHIVE)
   if isinstance(members, bytes):
     with open(path, 'wb') as f:
       f.write(members)
   elif members:
     write_wikitext(tmp_path, members)
-  cfg = config('wikitext103', str(tmp_path),
-               tfds_data_dir=str(tmp_path / 'tfds'))
   with pytest.raises(errors.DataFileError, match=message) as info:
-    wikitext103.load_splits(cfg)
+    wikitext103.load_splits(config('wikitext103', str(tmp_path)))
   assert str(info.value).startswith(path)

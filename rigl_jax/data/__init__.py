@@ -1,31 +1,68 @@
-"""Input pipelines, one module per data set, in an explicit registry."""
+"""Input pipelines, one module per data set, imported by name when used.
 
+Each module defines:
+
+- ``create_pipeline(config, *, process_index, process_count)``: its
+  ``pipeline.Pipeline``;
+- ``example_spec(dataset_config)``: the shapes and dtypes of one example's
+  features in a batch;
+- ``preprocess_on_device(batch, rng, train)``: the part of preprocessing
+  that runs in the jitted step, from features to the model's 'inputs',
+  'labels' and per-label 'weights';
+- ``IN_MEMORY``: whether the training split is held in memory (and so can
+  be held on the devices).
+"""
+
+import importlib
+from types import ModuleType
 from typing import Any, Callable
 
-from rigl_jax.data import cifar10
-from rigl_jax.data import imagenet
-from rigl_jax.data import in_memory
-from rigl_jax.data import mnist
-from rigl_jax.data import tiny_shakespeare
-from rigl_jax.data import wikitext103
+import jax
+import numpy as np
 
-# Each entry builds a pipeline from (config, process_index=, process_count=).
-DATASETS: dict[str, Callable[..., Any]] = {
-    'cifar10': cifar10.create_pipeline,
-    'imagenet2012': imagenet.create_pipeline,
-    'mnist': mnist.create_pipeline,
-    'tiny_shakespeare': tiny_shakespeare.create_pipeline,
-    'wikitext103': wikitext103.create_pipeline,
+from rigl_jax.data import pipeline
+
+DATASETS = {
+    'cifar10': 'rigl_jax.data.cifar10',
+    'imagenet2012': 'rigl_jax.data.imagenet',
+    'mnist': 'rigl_jax.data.mnist',
+    'tiny_shakespeare': 'rigl_jax.data.tiny_shakespeare',
+    'wikitext103': 'rigl_jax.data.wikitext103',
 }
 
+# (batch, rng, train) -> batch of model inputs, inside the jitted step.
+DevicePreprocess = Callable[[dict[str, Any], Any, bool], dict[str, Any]]
 
-def create_pipeline(
-    config: Any, *, process_index: int = 0, process_count: int = 1
-) -> in_memory.InMemoryPipeline | imagenet.ImageNetPipeline:
-  """The input pipeline named by ``config.dataset.name``."""
-  name = config.dataset.name
+
+def dataset_module(name: str) -> ModuleType:
+  """The module of the data set ``name``."""
   if name not in DATASETS:
     raise ValueError(f'config.dataset.name must be one of {sorted(DATASETS)}, '
                      f'got {name!r}')
-  return DATASETS[name](config, process_index=process_index,
-                        process_count=process_count)
+  return importlib.import_module(DATASETS[name])
+
+
+def create_pipeline(config: Any, *, process_index: int = 0,
+                    process_count: int = 1) -> pipeline.Pipeline:
+  """The input pipeline named by ``config.dataset.name``."""
+  return dataset_module(config.dataset.name).create_pipeline(
+      config, process_index=process_index, process_count=process_count)
+
+
+def device_preprocess(name: str) -> DevicePreprocess:
+  """The on-device preprocessing of the data set ``name``."""
+  return dataset_module(name).preprocess_on_device
+
+
+def batch_shapes(dataset_config: Any,
+                 batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes and dtypes of a pipeline's batch of ``batch_size`` examples."""
+  spec = dataset_module(dataset_config.name).example_spec(dataset_config)
+  shapes = {k: jax.ShapeDtypeStruct((batch_size,) + v.shape, v.dtype)
+            for k, v in spec.items()}
+  shapes['weights'] = jax.ShapeDtypeStruct((batch_size,), np.float32)
+  return shapes
+
+
+def is_in_memory(name: str) -> bool:
+  return dataset_module(name).IN_MEMORY

@@ -1,25 +1,29 @@
-"""CIFAR-10: from TFDS, or offline from a zip of JPEG images.
+"""CIFAR-10: offline from a zip of JPEG images, or from TFDS.
 
 The offline archive ``local_dir/cifar10-jpg.zip`` holds
 ``{train,test}/<class>/<name>.jpg``; the class folder names, sorted, give
 the label order (the standard one for CIFAR-10's class names). Its 60,000
-images are decoded into memory once, in parallel with tf.data, in about 4 s
-on 2 CPU cores.
+images are decoded into memory once with Pillow (about 10 s on one core).
 
-Training images are padded by 4 pixels, randomly cropped back to 32x32 and
-randomly flipped; all images are normalized per channel.
+Batches carry uint8 images. On the device, training images are padded by 4
+pixels, randomly cropped back to 32x32 and randomly flipped; all images are
+normalized per channel.
 """
 
+import io
 import os
 from typing import Any
 import zipfile
 
+import jax
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
+from PIL import Image
+from PIL import JpegImagePlugin
 
 from rigl_jax import errors
-from rigl_jax.data import in_memory
+from rigl_jax.data import image_ops
+from rigl_jax.data import pipeline
+from rigl_jax.data import tfds_source
 
 NUM_CLASSES = 10
 ARCHIVE = 'cifar10-jpg.zip'
@@ -27,9 +31,12 @@ IMAGE_SHAPE = (32, 32, 3)
 # Per-channel mean and standard deviation of the training images (0-255).
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32) * 255
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32) * 255
+PAD = 4
 _SPLITS = ('train', 'test')
-_PAD = 4
-_DECODE_BATCH = 1000
+# The training set fits in device memory (147 MB).
+IN_MEMORY = True
+
+Examples = dict[str, np.ndarray]
 
 
 def _list_members(path: str,
@@ -55,38 +62,29 @@ def _list_members(path: str,
           for split, by_class in members.items()}
 
 
-def _decode_one(blob: tf.Tensor) -> tf.Tensor:
-  # ensure_shape makes a wrongly sized image an error, not a ragged batch.
-  return tf.ensure_shape(tf.io.decode_jpeg(blob, channels=3), IMAGE_SHAPE)
-
-
-def _decode_jpegs(path: str, names: list[str],
-                  blobs: list[bytes]) -> np.ndarray:
-  """uint8 [N, 32, 32, 3] images from JPEG bytes, in order."""
-  # Batches of map_fn decodes run in parallel across cores; TF's decoder is
-  # the one TFDS uses for image folders.
-  decode_batch = lambda batch: tf.map_fn(
-      _decode_one, batch, fn_output_signature=tf.TensorSpec(IMAGE_SHAPE,
-                                                            tf.uint8))
-  dataset = tf.data.Dataset.from_tensor_slices(tf.constant(blobs, tf.string))
-  dataset = dataset.batch(_DECODE_BATCH).map(
-      decode_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def _decode(path: str, name: str, blob: bytes) -> np.ndarray:
+  """uint8 [32, 32, 3] pixels of one JPEG member."""
   try:
-    return np.concatenate(list(dataset.as_numpy_iterator()))
-  except tf.errors.OpError as batch_error:
-    # Decode one by one to name the offending image (only on bad data).
-    for name, blob in zip(names, blobs):
-      try:
-        _decode_one(tf.constant(blob))
-      except tf.errors.OpError as e:
-        raise errors.DataFileError(
-            f'{path}: {name} is not a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} RGB '
-            f'JPEG image: {e.message.splitlines()[0]}') from None
-    raise batch_error
+    # The JPEG plugin directly: Image.open's format probing costs more than
+    # decoding an image this small.
+    with JpegImagePlugin.JpegImageFile(io.BytesIO(blob)) as image:
+      if image.mode != 'RGB':
+        image = image.convert('RGB')
+      pixels = np.frombuffer(image.tobytes(), np.uint8)
+      size = image.size
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise errors.DataFileError(
+        f'{path}: {name} is not a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} RGB JPEG '
+        f'image: {e}') from None
+  if size != IMAGE_SHAPE[:2]:
+    raise errors.DataFileError(
+        f'{path}: {name} is not a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} RGB JPEG '
+        f'image: it is {size[0]}x{size[1]}')
+  return pixels.reshape(IMAGE_SHAPE)
 
 
-def load_local(local_dir: str) -> dict[str, in_memory.Examples]:
-  """{'train', 'test'}: {'image': uint8 [N, 32, 32, 3], 'label': int32 [N]}.
+def load_local(local_dir: str) -> dict[str, Examples]:
+  """{'train', 'test'}: {'inputs': uint8 [N, 32, 32, 3], 'labels': int32 [N]}.
 
   Raises:
     DataFileError: naming the archive (and member) when it is missing,
@@ -98,13 +96,14 @@ def load_local(local_dir: str) -> dict[str, in_memory.Examples]:
       members = _list_members(path, archive)
       splits = {}
       for split, by_class in members.items():
-        names = [n for c in sorted(by_class) for n in by_class[c]]
-        labels = [i for i, c in enumerate(sorted(by_class))
-                  for _ in by_class[c]]
-        blobs = [archive.read(name) for name in names]
-        splits[split] = {
-            'image': _decode_jpegs(path, names, blobs),
-            'label': np.asarray(labels, np.int32)}
+        classes = sorted(by_class)
+        names = [n for c in classes for n in by_class[c]]
+        images = np.empty((len(names),) + IMAGE_SHAPE, np.uint8)
+        for i, name in enumerate(names):
+          images[i] = _decode(path, name, archive.read(name))
+        labels = [i for i, c in enumerate(classes) for _ in by_class[c]]
+        splits[split] = {'inputs': images,
+                         'labels': np.asarray(labels, np.int32)}
   except FileNotFoundError:
     raise errors.DataFileError(f'{path}: file not found') from None
   except (OSError, zipfile.BadZipFile, EOFError) as e:
@@ -114,52 +113,47 @@ def load_local(local_dir: str) -> dict[str, in_memory.Examples]:
   return splits
 
 
-def load_tfds_split(split: str, data_dir: str | None) -> in_memory.Examples:
-  """Loads one split through ``tfds.load('cifar10')``."""
-  dataset = tfds.load('cifar10', split=split, as_supervised=True,
-                      data_dir=data_dir)
-  return in_memory.to_numpy(dataset.map(
-      lambda image, label: {'image': image,
-                            'label': tf.cast(label, tf.int32)}))
+def load_tfds_split(split: str, data_dir: str) -> Examples:
+  """The same arrays from ``tfds.data_source('cifar10')``."""
+  return tfds_source.read_image_classification('cifar10', split, data_dir)
 
 
-def _random_crop_and_flip(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  """Pads by 4, crops back to 32x32 and flips, independently per image."""
-  crop_seed, flip_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 2))
-  padded = tf.pad(images, [[0, 0], [_PAD, _PAD], [_PAD, _PAD], [0, 0]])
-  seeds = tf.random.experimental.stateless_split(crop_seed,
-                                                 tf.shape(images)[0])
-  cropped = tf.map_fn(
-      lambda args: tf.image.stateless_random_crop(args[0], IMAGE_SHAPE,
-                                                  args[1]),
-      (padded, seeds), fn_output_signature=images.dtype)
-  # On a batch, each image is flipped or not on its own draw.
-  return tf.image.stateless_random_flip_left_right(cropped, flip_seed)
+def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
+  """The features of one example in a batch."""
+  del dataset_config
+  return {'inputs': jax.ShapeDtypeStruct(IMAGE_SHAPE, np.uint8),
+          'labels': jax.ShapeDtypeStruct((), np.int32)}
 
 
-def preprocess(examples: dict[str, tf.Tensor], seed: tf.Tensor,
-               train: bool) -> dict[str, tf.Tensor]:
-  """uint8 images to normalized float32; augmentation for training."""
-  images = examples['image']
+def augment(rng: jax.Array, images: jax.Array) -> jax.Array:
+  """Padded random crop and random flip, independently per image."""
+  crop_rng, flip_rng = jax.random.split(rng)
+  images = image_ops.random_crop_with_padding(crop_rng, images, PAD)
+  return image_ops.random_flip_left_right(flip_rng, images)
+
+
+def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
+                         train: bool) -> dict[str, jax.Array]:
+  """Augments training images; normalizes all of them to float32."""
+  images = batch['inputs']
   if train:
-    images = _random_crop_and_flip(images, seed)
-  images = (tf.cast(images, tf.float32) - MEAN) / STD
-  return {'inputs': images, 'labels': examples['label']}
+    images = augment(rng, images)
+  return {**batch, 'inputs': image_ops.normalize(images, MEAN, STD)}
 
 
 def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> in_memory.InMemoryPipeline:
+                    process_count: int) -> pipeline.Pipeline:
   """The CIFAR-10 pipeline of a run config."""
   local_dir = config.dataset.local_dir
   if local_dir:
     splits = load_local(local_dir)
   else:
-    data_dir = config.dataset.tfds_data_dir or None
-    splits = {s: load_tfds_split(s, data_dir) for s in _SPLITS}
-  return in_memory.InMemoryPipeline(
-      train=splits['train'], eval=splits['test'], preprocess=preprocess,
+    splits = {s: load_tfds_split(s, config.dataset.tfds_data_dir)
+              for s in _SPLITS}
+  return pipeline.Pipeline(
+      train=pipeline.in_memory(splits['train']),
+      eval=pipeline.in_memory(splits['test']),
       global_batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=config.seed,
-      num_classes=NUM_CLASSES, task='classification',
-      process_index=process_index, process_count=process_count)
+      process_index=process_index, process_count=process_count,
+      num_workers=config.dataset.num_workers)

@@ -48,12 +48,3 @@ def read_idx(path: str) -> np.ndarray:
                         'corrupt)')
   return np.frombuffer(data, dtype, offset=header).reshape(shape)
 
-
-def write_idx(path: str, array: np.ndarray) -> None:
-  """Writes ``array`` (uint8) as a gzipped or raw IDX file (test fixtures)."""
-  array = np.asarray(array, np.uint8)
-  header = bytes([0, 0, 0x08, array.ndim]) + b''.join(
-      int(d).to_bytes(4, 'big') for d in array.shape)
-  opener = gzip.open if path.endswith('.gz') else open
-  with opener(path, 'wb') as f:
-    f.write(header + array.tobytes())

@@ -5,22 +5,30 @@ non-overlapping windows of ``sequence_length + 1`` bytes; the model reads
 ``window[:-1]`` and predicts ``window[1:]``. Training drops the incomplete
 last window. Evaluation keeps it, zero-padded, with weight 0 on the padded
 labels, so every byte of the split after a window's first is scored once.
+
+Batches carry the uint8 windows and their lengths; the device splits them
+into inputs and labels.
 """
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-import tensorflow as tf
 
 from rigl_jax import errors
-from rigl_jax.data import in_memory
+from rigl_jax.data import pipeline
 
 VOCAB_SIZE = 256  # Bytes.
 TASK = 'language_model'
+# Texts fit in device memory (WikiText-103's training set: 540 MB).
+IN_MEMORY = True
+
+Examples = dict[str, np.ndarray]
 
 
 def windows(data: bytes, sequence_length: int, *,
-            keep_tail: bool) -> in_memory.Examples:
+            keep_tail: bool) -> Examples:
   """Non-overlapping windows of ``sequence_length + 1`` bytes of ``data``.
 
   Args:
@@ -49,27 +57,30 @@ def windows(data: bytes, sequence_length: int, *,
   return {'window': ids.reshape(-1, size), 'length': lengths}
 
 
-def preprocess(examples: dict[str, tf.Tensor], seed: tf.Tensor,
-               train: bool) -> dict[str, tf.Tensor]:
+def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
+  """The features of one example in a batch."""
+  return {
+      'window': jax.ShapeDtypeStruct((dataset_config.sequence_length + 1,),
+                                     np.uint8),
+      'length': jax.ShapeDtypeStruct((), np.int32),
+  }
+
+
+def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
+                         train: bool) -> dict[str, jax.Array]:
   """Windows to int32 inputs and next-byte labels, padding weighted 0."""
-  del seed, train  # No augmentation.
-  window = tf.cast(examples['window'], tf.int32)
-  label_positions = tf.range(tf.shape(window)[1] - 1)
+  del rng, train  # No augmentation.
+  window = batch['window'].astype(jnp.int32)
+  label_positions = jnp.arange(window.shape[1] - 1)
   # Label j is byte j + 1 of the window: real while j + 1 < length.
-  real = label_positions[None, :] + 1 < examples['length'][:, None]
+  real = label_positions[None, :] + 1 < batch['length'][:, None]
   return {'inputs': window[:, :-1], 'labels': window[:, 1:],
-          'weights': tf.cast(real, tf.float32)}
-
-
-def tfds_text(dataset: tf.data.Dataset) -> bytes:
-  """The 'text' features of a TFDS text dataset, concatenated in order."""
-  texts = dataset.map(lambda example: example['text']).batch(10_000)
-  return b''.join(b''.join(batch) for batch in texts.as_numpy_iterator())
+          'weights': batch['weights'][:, None] * real.astype(jnp.float32)}
 
 
 def create_pipeline(config: Any, train_text: bytes, eval_text: bytes, *,
                     process_index: int,
-                    process_count: int) -> in_memory.InMemoryPipeline:
+                    process_count: int) -> pipeline.Pipeline:
   """The pipeline of a run config over the given training and eval bytes."""
   sequence_length = config.dataset.sequence_length
   if sequence_length <= 0:
@@ -84,9 +95,9 @@ def create_pipeline(config: Any, train_text: bytes, eval_text: bytes, *,
           f'config.dataset.sequence_length={sequence_length}: the '
           f'{len(text)} {what} bytes of {config.dataset.name} hold no '
           'window of sequence_length + 1 bytes')
-  return in_memory.InMemoryPipeline(
-      train=train, eval=evaluation, preprocess=preprocess,
+  return pipeline.Pipeline(
+      train=pipeline.in_memory(train), eval=pipeline.in_memory(evaluation),
       global_batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=config.seed,
-      num_classes=VOCAB_SIZE, task=TASK, process_index=process_index,
-      process_count=process_count)
+      process_index=process_index, process_count=process_count,
+      num_workers=config.dataset.num_workers)

@@ -1,24 +1,30 @@
-"""MNIST: from TFDS, or offline from the original IDX files."""
+"""MNIST: offline from the original IDX files, or from TFDS."""
 
 import os
-from typing import Optional
+from typing import Any
 
+import jax
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from rigl_jax.data import idx
-from rigl_jax.data import in_memory
+from rigl_jax.data import image_ops
+from rigl_jax.data import pipeline
+from rigl_jax.data import tfds_source
 
 NUM_CLASSES = 10
 _FILES = {
     'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
 }
+_SPLITS = ('train', 'test')
+# The training set fits in device memory (47 MB).
+IN_MEMORY = True
+
+Examples = dict[str, np.ndarray]
 
 
-def load_idx_split(local_dir: str, split: str) -> in_memory.Examples:
-  """Reads one split from the original IDX files in ``local_dir``."""
+def load_idx_split(local_dir: str, split: str) -> Examples:
+  """{'inputs': uint8 [N, 28, 28, 1], 'labels': int32 [N]} from IDX files."""
   image_file, label_file = (os.path.join(local_dir, f) for f in _FILES[split])
   images = idx.read_idx(image_file)
   labels = idx.read_idx(label_file)
@@ -32,37 +38,40 @@ def load_idx_split(local_dir: str, split: str) -> in_memory.Examples:
   if labels.size and labels.max() >= NUM_CLASSES:
     raise idx.DataFileError(f'{label_file}: label {labels.max()} is not a '
                             'digit')
-  return {'image': images[..., None], 'label': labels.astype(np.int64)}
+  return {'inputs': images[..., None], 'labels': labels.astype(np.int32)}
 
 
-def load_tfds_split(split: str, data_dir: Optional[str]) -> in_memory.Examples:
-  """Loads one split through ``tfds.load('mnist')``."""
-  dataset = tfds.load('mnist', split=split, as_supervised=True,
-                      data_dir=data_dir)
-  return in_memory.to_numpy(dataset.map(
-      lambda image, label: {'image': image, 'label': label}))
+def load_tfds_split(split: str, data_dir: str) -> Examples:
+  """The same arrays from ``tfds.data_source('mnist')``."""
+  return tfds_source.read_image_classification('mnist', split, data_dir)
 
 
-def preprocess(examples: dict[str, tf.Tensor], seed: tf.Tensor,
-               train: bool) -> dict[str, tf.Tensor]:
-  """uint8 [28, 28, 1] images to float32 in [0, 1]; no augmentation."""
-  del seed, train
-  return {'inputs': tf.cast(examples['image'], tf.float32) / 255.0,
-          'labels': examples['label']}
+def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
+  """The features of one example in a batch."""
+  del dataset_config
+  return {'inputs': jax.ShapeDtypeStruct((28, 28, 1), np.uint8),
+          'labels': jax.ShapeDtypeStruct((), np.int32)}
 
 
-def create_pipeline(config, *, process_index: int,
-                    process_count: int) -> in_memory.InMemoryPipeline:
+def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
+                         train: bool) -> dict[str, jax.Array]:
+  """uint8 pixels to float32 in [0, 1]; no augmentation."""
+  del rng, train
+  return {**batch, 'inputs': image_ops.scale_to_unit(batch['inputs'])}
+
+
+def create_pipeline(config: Any, *, process_index: int,
+                    process_count: int) -> pipeline.Pipeline:
   """The MNIST pipeline of a run config."""
   local_dir = config.dataset.local_dir
   if local_dir:
-    train, test = (load_idx_split(local_dir, s) for s in ('train', 'test'))
+    train, test = (load_idx_split(local_dir, s) for s in _SPLITS)
   else:
-    data_dir = config.dataset.tfds_data_dir or None
-    train, test = (load_tfds_split(s, data_dir) for s in ('train', 'test'))
-  return in_memory.InMemoryPipeline(
-      train=train, eval=test, preprocess=preprocess,
+    train, test = (load_tfds_split(s, config.dataset.tfds_data_dir)
+                   for s in _SPLITS)
+  return pipeline.Pipeline(
+      train=pipeline.in_memory(train), eval=pipeline.in_memory(test),
       global_batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=config.seed,
-      num_classes=NUM_CLASSES, task='classification',
-      process_index=process_index, process_count=process_count)
+      process_index=process_index, process_count=process_count,
+      num_workers=config.dataset.num_workers)

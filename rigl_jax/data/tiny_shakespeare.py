@@ -1,4 +1,4 @@
-"""Tiny Shakespeare, byte level: from TFDS, or offline from ``input.txt``.
+"""Tiny Shakespeare, byte level: offline from ``input.txt``, or from TFDS.
 
 The offline file is split exactly as the TFDS builder (tiny_shakespeare
 1.0.0) splits it: the first ``int(0.9 * n)`` characters are 'train', the
@@ -12,15 +12,18 @@ final reporting outside the training loop.
 import os
 from typing import Any
 
-import tensorflow_datasets as tfds
-
 from rigl_jax import errors
-from rigl_jax.data import in_memory
 from rigl_jax.data import language_model
+from rigl_jax.data import pipeline
+from rigl_jax.data import tfds_source
 
 FILENAME = 'input.txt'
 TRAIN_SPLIT = 'train'
 EVAL_SPLIT = 'validation'
+
+IN_MEMORY = language_model.IN_MEMORY
+example_spec = language_model.example_spec
+preprocess_on_device = language_model.preprocess_on_device
 
 
 def split_like_tfds(text: str) -> dict[str, str]:
@@ -50,19 +53,26 @@ def load_local_splits(local_dir: str) -> dict[str, bytes]:
           for name, part in split_like_tfds(text).items()}
 
 
+def load_tfds_split(split: str, data_dir: str) -> bytes:
+  """The split's text from ``tfds.data_source('tiny_shakespeare')``."""
+  source = tfds_source.data_source('tiny_shakespeare', split, data_dir)
+  return b''.join(_as_bytes(source[i]['text']) for i in range(len(source)))
+
+
+def _as_bytes(text: Any) -> bytes:
+  return text.encode('utf-8') if isinstance(text, str) else bytes(text)
+
+
 def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> in_memory.InMemoryPipeline:
+                    process_count: int) -> pipeline.Pipeline:
   """The Tiny Shakespeare pipeline of a run config."""
   local_dir = config.dataset.local_dir
   if local_dir:
     splits = load_local_splits(local_dir)
     train, evaluation = splits[TRAIN_SPLIT], splits[EVAL_SPLIT]
   else:
-    train, evaluation = (
-        language_model.tfds_text(tfds.load(
-            'tiny_shakespeare', split=split, shuffle_files=False,
-            data_dir=config.dataset.tfds_data_dir or None))
-        for split in (TRAIN_SPLIT, EVAL_SPLIT))
+    train, evaluation = (load_tfds_split(s, config.dataset.tfds_data_dir)
+                         for s in (TRAIN_SPLIT, EVAL_SPLIT))
   return language_model.create_pipeline(
       config, train, evaluation, process_index=process_index,
       process_count=process_count)

@@ -1,35 +1,30 @@
-"""WikiText-103 (raw), byte level: a TFDS builder and the input pipeline.
+"""WikiText-103 (raw), byte level: the input pipeline.
 
-TFDS has no WikiText builder, so ``WikiText103`` builds the raw release,
-``wikitext-103-raw-v1.zip`` holding ``wikitext-103-raw/wiki.{train,valid,
-test}.raw``, into TFDS records: one example per line (with its newline), in
-file order, so a split's examples concatenated give back the file byte for
-byte. The builder downloads the archive, or takes it from the manual dir
-when it is there; ``config.dataset.local_dir`` is that manual dir, so a run
-with it builds offline. Building once writes about 0.5 GB under the TFDS
-data dir; later runs read the records. In multi-host runs, build once
-before launching (every process would otherwise build it).
+The raw release ``wikitext-103-raw-v1.zip`` holds
+``wikitext-103-raw/wiki.{train,valid,test}.raw``. With
+``config.dataset.local_dir`` holding that archive, runs read the splits
+straight from it (no TFDS, no TensorFlow). Without it, they read the TFDS
+records that ``rigl_jax.data.wikitext103_builder`` prepares (downloading
+the archive), which needs the ``prepare`` extra once.
 
 Runs train on 'train' and evaluate on 'validation' (the split for model
 selection; 'test' is left for final reporting).
 """
 
-from collections.abc import Iterator
 import os
 from typing import Any
 import zipfile
 
 from etils import epath
-import tensorflow_datasets as tfds
 
 from rigl_jax import errors
-from rigl_jax.data import in_memory
 from rigl_jax.data import language_model
+from rigl_jax.data import pipeline
 
 URL = ('https://s3.amazonaws.com/research.metamind.io/wikitext/'
        'wikitext-103-raw-v1.zip')
 ARCHIVE = 'wikitext-103-raw-v1.zip'
-# TFDS split -> file in the archive.
+# Split -> file in the archive.
 MEMBERS = {
     'train': 'wikitext-103-raw/wiki.train.raw',
     'validation': 'wikitext-103-raw/wiki.valid.raw',
@@ -38,11 +33,9 @@ MEMBERS = {
 TRAIN_SPLIT = 'train'
 EVAL_SPLIT = 'validation'
 
-_CITATION = """@misc{merity2016pointer,
-  title={Pointer Sentinel Mixture Models},
-  author={Stephen Merity and Caiming Xiong and James Bradbury and
-          Richard Socher},
-  year={2016}, eprint={1609.07843}, archivePrefix={arXiv}}"""
+IN_MEMORY = language_model.IN_MEMORY
+example_spec = language_model.example_spec
+preprocess_on_device = language_model.preprocess_on_device
 
 
 def check_archive(path: epath.PathLike) -> None:
@@ -60,77 +53,38 @@ def check_archive(path: epath.PathLike) -> None:
     raise errors.DataFileError(f'{path}: the archive lacks {missing}')
 
 
-class WikiText103(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """WikiText-103 raw text, one example per line, in file order."""
-
-  # Not registered with TFDS (no import side effects); build it through
-  # this class, e.g. ``WikiText103(data_dir=...).download_and_prepare()``.
-  name = 'wikitext103'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Raw release, one example per line.'}
-  MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f'Optional: put {ARCHIVE} (from {URL}) in the manual dir to build '
-      'without network access.')
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description='WikiText-103, raw (untokenized) release.',
-        features=tfds.features.FeaturesDict({'text': tfds.features.Text()}),
-        homepage=('https://blog.salesforceairesearch.com/'
-                  'the-wikitext-long-term-dependency-language-modeling-'
-                  'dataset/'),
-        citation=_CITATION,
-        # Keep file order: the splits are texts, not sets of examples.
-        disable_shuffling=True)
-
-  def _split_generators(
-      self, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, Iterator[tuple[int, dict[str, bytes]]]]:
-    archive = _manual_archive(dl_manager) or dl_manager.download(URL)
-    check_archive(archive)
-    return {split: self._generate_examples(archive, member)
-            for split, member in MEMBERS.items()}
-
-  def _generate_examples(
-      self, archive: epath.PathLike,
-      member: str) -> Iterator[tuple[int, dict[str, bytes]]]:
-    with epath.Path(archive).open('rb') as f, zipfile.ZipFile(f) as z:
-      with z.open(member) as lines:
-        # Binary lines split at b'\n' only, so no byte is changed.
-        for i, line in enumerate(lines):
-          yield i, {'text': line}
-
-
-def _manual_archive(
-    dl_manager: tfds.download.DownloadManager) -> epath.Path | None:
-  """The archive in the manual dir, or None."""
+def read_archive_split(path: epath.PathLike, split: str) -> bytes:
+  """The bytes of one split's file in the raw archive."""
+  check_archive(path)
   try:
-    manual_dir = dl_manager.manual_dir
-  except AssertionError:  # TFDS's signal for a missing or empty manual dir.
-    return None
-  path = manual_dir / ARCHIVE
-  return path if path.exists() else None
+    with epath.Path(path).open('rb') as f, zipfile.ZipFile(f) as archive:
+      return archive.read(MEMBERS[split])
+  except (OSError, zipfile.BadZipFile) as e:
+    raise errors.DataFileError(f'{path}: cannot read {MEMBERS[split]}: {e}'
+                              ) from None
+
+
+def read_tfds_split(split: str, data_dir: str) -> bytes:
+  """One split's bytes from the prepared TFDS records (prepared if needed)."""
+  # The builder imports TFDS; only this path needs it.
+  from rigl_jax.data import wikitext103_builder  # pylint: disable=g-import-not-at-top
+  source = wikitext103_builder.data_source(split, data_dir)
+  return b''.join(source[i]['text'] for i in range(len(source)))
 
 
 def load_splits(config: Any) -> tuple[bytes, bytes]:
-  """(train, eval) bytes, building the TFDS records first if needed."""
+  """(train, eval) bytes: from the archive in local_dir, else from TFDS."""
   local_dir = config.dataset.local_dir
   if local_dir:
-    # Fail here rather than fall back to downloading: local_dir means offline.
     archive = os.path.join(local_dir, ARCHIVE)
-    if not os.path.exists(archive):
-      raise errors.DataFileError(f'{archive}: file not found')
-  builder = WikiText103(data_dir=config.dataset.tfds_data_dir or None)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=local_dir or None))
-  return tuple(
-      language_model.tfds_text(builder.as_dataset(split, shuffle_files=False))
-      for split in (TRAIN_SPLIT, EVAL_SPLIT))
+    return tuple(read_archive_split(archive, s)
+                 for s in (TRAIN_SPLIT, EVAL_SPLIT))
+  return tuple(read_tfds_split(s, config.dataset.tfds_data_dir)
+               for s in (TRAIN_SPLIT, EVAL_SPLIT))
 
 
 def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> in_memory.InMemoryPipeline:
+                    process_count: int) -> pipeline.Pipeline:
   """The WikiText-103 pipeline of a run config."""
   train, evaluation = load_splits(config)
   return language_model.create_pipeline(
