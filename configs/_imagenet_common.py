@@ -27,6 +27,10 @@ def imagenet_config(model_name: str) -> ml_collections.ConfigDict:
   config.method = 'rigl'
   config.dataset.name = 'imagenet2012'
   config.dataset.image_size = 224
+  # Streamed from TFDS's ArrayRecord files, decoded by Grain workers: set
+  # num_workers to the host's spare cores.
+  config.dataset.device_resident = False
+  config.dataset.num_workers = 8
   config.model.name = model_name
 
   config.batch_size = 4096
@@ -58,3 +62,4 @@ def smoke(config: ml_collections.ConfigDict) -> None:
   """Two steps at 32x32 (the model configs also shrink the model)."""
   run_config.shrink_for_smoke_test(config)
   config.dataset.image_size = 32
+  config.dataset.num_workers = 0

@@ -14,7 +14,6 @@ from absl import flags
 from absl import logging
 import jax
 from ml_collections import config_flags
-import tensorflow as tf
 
 from rigl_jax import errors
 from rigl_jax import train
@@ -50,9 +49,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
-  # TensorFlow only feeds data: keep it off the accelerators JAX uses.
-  tf.config.experimental.set_visible_devices([], 'GPU')
-  tf.config.experimental.set_visible_devices([], 'TPU')
   if _DISTRIBUTED.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR_ADDRESS.value,
                                num_processes=_NUM_PROCESSES.value,

@@ -81,6 +81,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.dataset.tfds_data_dir = ''
   config.dataset.sequence_length = 512  # language models: bytes per example
   config.dataset.image_size = 224  # ImageNet: training crop and eval size
+  # Grain worker processes that load batches; 0 loads them in a thread of
+  # the training process (best for data sets held in memory).
+  config.dataset.num_workers = 0
+  # Hold an in-memory training set on the devices and gather each batch
+  # there (no transfer per step); False streams batches from the host.
+  config.dataset.device_resident = True
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'lenet300_100'
@@ -294,6 +300,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
               'keep_checkpoints'):
     _require(int(config[key]) == config[key] and config[key] > 0, key,
              f'must be a positive integer, got {config[key]}')
+  _require(isinstance(config.dataset.num_workers, int) and
+           config.dataset.num_workers >= 0, 'dataset.num_workers',
+           f'must be an integer >= 0, got {config.dataset.num_workers!r}')
   _require(config.model.name in models.MODELS, 'model.name',
            f'must be one of {sorted(models.MODELS)}, '
            f'got {config.model.name!r}')

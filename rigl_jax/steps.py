@@ -1,13 +1,15 @@
 """The per-step computations of a run: train step, eval step, summaries.
 
-Pure functions of (state, batch); ``train.py`` jits them with shardings.
-Batches are dicts with 'inputs', 'labels' and 'weights' (0 for padding);
-labels may have any rank (class per image, byte per position).
+Pure functions; ``train.py`` jits them with shardings. Batches are dicts
+with 'inputs', 'labels' and 'weights' (0 for padding) as the pipeline
+delivers them; the data set's device preprocessing turns them into model
+inputs inside the step. Labels may have any rank (class per image, byte
+per position). Metrics accumulate inside the steps, so the training loop
+touches no device value between summaries.
 """
 
 from typing import Any, Callable, Optional
 
-from clu import metrics
 import flax
 import flax.linen as nn
 import jax
@@ -20,46 +22,63 @@ from rigl_jax import tree_paths
 
 Batch = dict[str, jax.Array]
 TrainState = train_state_lib.TrainState
-
+# (batch, rng, train) -> batch of model inputs.
+DevicePreprocess = Callable[[Batch, jax.Array, bool], Batch]
+# (step inputs, step) -> the step's batch (see rigl_jax.data.device_feed).
+BatchLoader = Callable[[Any, jax.Array], Batch]
 
 # No non-finite step seen (int32 max).
 NEVER = np.iinfo(np.int32).max
+# Folded into the run's seed for the data augmentation key of each step.
+_AUGMENTATION_STREAM = 0x5EED
 
 
 @flax.struct.dataclass
-class FirstNonFiniteStep(metrics.Metric):
-  """The earliest step whose loss or gradients were not finite, or NEVER."""
-  step: jax.Array
+class Metrics:
+  """Sums over weighted labels: loss (nats), correct predictions, weight."""
+  loss_sum: jax.Array
+  correct_sum: jax.Array
+  weight_sum: jax.Array
 
   @classmethod
-  def from_model_output(cls, *, step: jax.Array, finite: jax.Array,
-                        **_) -> 'FirstNonFiniteStep':
-    return cls(step=jnp.where(finite, NEVER, step).astype(jnp.int32))
+  def empty(cls) -> 'Metrics':
+    return cls(*(jnp.zeros((), jnp.float32) for _ in range(3)))
 
-  @classmethod
-  def empty(cls) -> 'FirstNonFiniteStep':
-    return cls(step=jnp.asarray(NEVER, jnp.int32))
+  def add(self, per_label_loss: jax.Array, correct: jax.Array,
+          weights: jax.Array) -> 'Metrics':
+    return self.replace(
+        loss_sum=self.loss_sum + jnp.sum(per_label_loss * weights),
+        correct_sum=self.correct_sum + jnp.sum(correct * weights),
+        weight_sum=self.weight_sum + jnp.sum(weights))
 
-  def merge(self, other: 'FirstNonFiniteStep') -> 'FirstNonFiniteStep':
-    return type(self)(step=jnp.minimum(self.step, other.step))
-
-  def compute(self) -> jax.Array:
-    return self.step
-
-
-@flax.struct.dataclass
-class Metrics(metrics.Collection):
-  """Loss (nats per label) and accuracy, averaged over weighted labels."""
-  loss: metrics.Average.from_output('loss')
-  accuracy: metrics.Average.from_output('correct')
+  def compute(self) -> dict[str, float]:
+    """Mean loss and accuracy per weighted label (fetches to the host)."""
+    loss_sum, correct_sum, weight_sum = (
+        float(x) for x in jax.device_get(
+            (self.loss_sum, self.correct_sum, self.weight_sum)))
+    weight = max(weight_sum, 1e-30)
+    return {'loss': loss_sum / weight, 'accuracy': correct_sum / weight}
 
 
 @flax.struct.dataclass
-class TrainMetrics(metrics.Collection):
+class TrainMetrics(Metrics):
   """Training metrics, and where training first became non-finite."""
-  loss: metrics.Average.from_output('loss')
-  accuracy: metrics.Average.from_output('correct')
-  first_nonfinite_step: FirstNonFiniteStep
+  first_nonfinite_step: jax.Array = None
+
+  @classmethod
+  def empty(cls) -> 'TrainMetrics':
+    return cls(*(jnp.zeros((), jnp.float32) for _ in range(3)),
+               first_nonfinite_step=jnp.asarray(NEVER, jnp.int32))
+
+  def record_finite(self, step: jax.Array, finite: jax.Array
+                   ) -> 'TrainMetrics':
+    return self.replace(first_nonfinite_step=jnp.minimum(
+        self.first_nonfinite_step,
+        jnp.where(finite, NEVER, step).astype(jnp.int32)))
+
+  def first_nonfinite(self) -> int:
+    """The earliest non-finite step, or ``NEVER`` (fetches to the host)."""
+    return int(jax.device_get(self.first_nonfinite_step))
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -77,12 +96,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array,
   return optax.softmax_cross_entropy(logits, targets)
 
 
-def _batch_metrics(collection, logits: jax.Array, per_label_loss: jax.Array,
-                   batch: Batch, **extra):
-  return collection.single_from_model_output(
-      loss=per_label_loss,
-      correct=(jnp.argmax(logits, -1) == batch['labels']).astype(jnp.float32),
-      mask=batch['weights'] > 0, **extra)
+def _correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  return (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
 
 
 def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
@@ -99,11 +114,31 @@ def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
   return logits, updates['batch_stats']
 
 
+def _no_preprocessing(batch: Batch, rng: jax.Array, train: bool) -> Batch:
+  del rng, train
+  return batch
+
+
+def _batch_as_given(inputs: Batch, step: jax.Array) -> Batch:
+  del step
+  return inputs
+
+
+def augmentation_key(seed: int, step: jax.Array) -> jax.Array:
+  """The data augmentation key of ``step``: a function of (seed, step)."""
+  return jax.random.fold_in(
+      jax.random.fold_in(jax.random.key(seed), _AUGMENTATION_STREAM), step)
+
+
 def make_train_step(
     model: nn.Module,
     label_smoothing: float,
-    topology_update: Optional[bool] = None
-) -> Callable[[TrainState, Batch], tuple[TrainState, TrainMetrics]]:
+    topology_update: Optional[bool] = None,
+    preprocess: DevicePreprocess = _no_preprocessing,
+    seed: int = 0,
+    load_batch: BatchLoader = _batch_as_given,
+) -> Callable[[TrainState, TrainMetrics, Any],
+              tuple[TrainState, TrainMetrics]]:
   """A step: dense gradients, an optimizer step, maybe a topology update.
 
   Args:
@@ -111,9 +146,19 @@ def make_train_step(
     label_smoothing: of the training loss.
     topology_update: see ``TrainState.apply_gradients``: None decides in the
       step; True or False builds the step of that kind.
+    preprocess: the data set's device preprocessing.
+    seed: seeds the augmentation keys, one per step.
+    load_batch: makes the step's batch of its inputs (by default the inputs
+      are the batch).
+
+  Returns:
+    ``(state, metrics, inputs) -> (state, metrics)``, the batch's metrics
+    added to ``metrics``.
   """
 
-  def train_step(state: TrainState, batch: Batch):
+  def train_step(state: TrainState, metrics: TrainMetrics, inputs: Any):
+    batch = preprocess(load_batch(inputs, state.step),
+                       augmentation_key(seed, state.step), True)
     weights = batch['weights']
 
     def loss_fn(params):
@@ -132,21 +177,24 @@ def make_train_step(
     # Non-finite steps are recorded, not skipped: the loop stops at the next
     # check, before any checkpoint could store the broken state.
     finite = jnp.isfinite(loss) & all_finite(grads)
-    return new_state, _batch_metrics(TrainMetrics, logits, per_label, batch,
-                                     step=state.step, finite=finite)
+    metrics = metrics.add(per_label, _correct(logits, batch['labels']),
+                          weights).record_finite(state.step, finite)
+    return new_state, metrics
 
   return train_step
 
 
 def make_eval_step(
-    model: nn.Module) -> Callable[[TrainState, Batch], Metrics]:
-  """Metrics of one (padded) evaluation batch."""
+    model: nn.Module, preprocess: DevicePreprocess = _no_preprocessing
+) -> Callable[[TrainState, Metrics, Batch], Metrics]:
+  """Adds the metrics of one (padded) evaluation batch to ``metrics``."""
 
-  def eval_step(state: TrainState, batch: Batch) -> Metrics:
+  def eval_step(state: TrainState, metrics: Metrics, batch: Batch) -> Metrics:
+    batch = preprocess(batch, jax.random.key(0), False)
     logits, _ = apply_model(model, state.params, state.batch_stats,
                             batch['inputs'], train=False)
-    return _batch_metrics(Metrics, logits,
-                          cross_entropy(logits, batch['labels']), batch)
+    return metrics.add(cross_entropy(logits, batch['labels']),
+                       _correct(logits, batch['labels']), batch['weights'])
 
   return eval_step
 

@@ -7,7 +7,9 @@ optimizer state are replicated; XLA inserts the gradient all-reduce. The
 same code runs on one CPU, eight host devices or a multi-host TPU slice.
 
 Everything that can be checked without data or compilation is checked
-first, so a bad config fails in seconds.
+first, so a bad config fails in seconds. Every step function is compiled
+ahead of the loop, batches reach the devices a step ahead of their use,
+and the loop reads nothing back from the devices between summaries.
 """
 
 import dataclasses
@@ -15,25 +17,26 @@ import functools
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
-import tensorflow as tf
 
 from rigl_jax import data
 from rigl_jax import dataset_specs
+from rigl_jax.data import device_feed
 from rigl_jax import errors
 from rigl_jax import experiment
 from rigl_jax import flops
 from rigl_jax import masks as masks_lib
 from rigl_jax import methods
+from rigl_jax import metric_writer
 from rigl_jax import optimizers
+from rigl_jax import progress as progress_lib
 from rigl_jax import run_config
 from rigl_jax import steps
 from rigl_jax import train_checkpoints
@@ -56,21 +59,174 @@ def _check_divisible_by_devices(config: ml_collections.ConfigDict) -> None:
           f'devices ({jax.device_count()})')
 
 
-def _to_global(batch: dict[str, np.ndarray],
-               sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
-  """This process's slice of a batch as global arrays sharded on 'data'."""
-  return {k: jax.make_array_from_process_local_data(sharding, v)
-          for k, v in batch.items()}
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What a run is made of, built and checked from its config alone."""
+  run: ml_collections.ConfigDict  # resolved
+  spec: dataset_specs.DatasetSpec
+  width: float
+  model: Any
+  abstract_params: Any
+  sparsities: Any
+  method: methods.SparseMethod
+  tx: Any
+  preprocess: data.DevicePreprocess
 
 
-def evaluate(eval_step, state, pipeline, sharding) -> dict[str, float]:
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """Validates the config and builds everything that needs no data.
+
+  Raises:
+    errors.ConfigError: naming the offending key.
+  """
+  run = run_config.resolve(config)
+  _check_divisible_by_devices(run)
+  if run.dataset.device_resident and not data.is_in_memory(run.dataset.name):
+    raise errors.ConfigError(
+        f'config.dataset.device_resident: {run.dataset.name} streams from '
+        'disk and cannot be held on the devices; set it to False')
+  spec = dataset_specs.get_spec(run.dataset)
+  width = experiment.training_width(run)
+  model = experiment.create_model(run, width)
+  abstract_params = experiment.abstract_variables(model, spec)['params']
+  return Setup(run=run, spec=spec, width=width, model=model,
+               abstract_params=abstract_params,
+               sparsities=experiment.get_sparsities(run, abstract_params),
+               method=methods.from_config(run),
+               tx=optimizers.create_optimizer(run),
+               preprocess=data.device_preprocess(run.dataset.name))
+
+
+def _init_state(rng, *, model, spec, tx, method, sparsities):
+  params_rng, state_rng = jax.random.split(rng)
+  variables = model.init(params_rng, experiment.dummy_inputs(spec),
+                         train=False)
+  return train_state_lib.TrainState.create(
+      params=variables['params'], tx=tx, method=method, sparsities=sparsities,
+      rng=state_rng, batch_stats=variables.get('batch_stats'))
+
+
+def _abstract(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+  """Shapes and dtypes of ``tree``, placed with ``sharding``."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+      tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shardings:
+  """Where a run's arrays live on the mesh."""
+  replicated: jax.sharding.Sharding  # state, metrics, resident data
+  batch: jax.sharding.Sharding  # batches: split on 'data'
+  index_table: jax.sharding.Sharding  # [steps, batch]: split on 'data'
+
+  @classmethod
+  def of(cls, mesh: jax.sharding.Mesh) -> 'Shardings':
+    spec = jax.sharding.PartitionSpec
+    return cls(jax.sharding.NamedSharding(mesh, spec()),
+               jax.sharding.NamedSharding(mesh, spec(DATA_AXIS)),
+               jax.sharding.NamedSharding(mesh, spec(None, DATA_AXIS)))
+
+
+def create_feed(run: ml_collections.ConfigDict,
+                pipeline: data.pipeline.Pipeline,
+                shardings: Shardings) -> Any:
+  """The training feed: on the devices if the config says so, else streamed."""
+  if run.dataset.device_resident:
+    return device_feed.Resident(pipeline, shardings.replicated,
+                                shardings.index_table)
+  return device_feed.Streamed(
+      pipeline, data.batch_shapes(run.dataset, run.batch_size),
+      shardings.batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledSteps:
+  """The executables of a run, compiled before its first step.
+
+  Attributes:
+    init_state: rng -> the initial TrainState (replicated).
+    train: {topology_update: (state, metrics, inputs) -> (state, metrics)}
+      for the feed's inputs; state and metrics are donated. Methods that
+      never change the topology have only the False entry.
+    evaluate: (state, metrics, batch) -> metrics.
+    summarize: state -> topology scalars, or None for dense methods.
+    shardings: where state, metrics and batches live.
+    seconds: the time compiling took.
+  """
+  init_state: Callable[..., Any]
+  train: dict[bool, Callable[..., Any]]
+  evaluate: Callable[..., Any]
+  summarize: Callable[..., Any] | None
+  shardings: Shardings
+  seconds: float
+
+  def empty_metrics(self, cls: type[steps.Metrics]) -> steps.Metrics:
+    return jax.device_put(cls.empty(), self.shardings.replicated)
+
+
+def compile_steps(setup: Setup, shardings: Shardings,
+                  feed: Any) -> CompiledSteps:
+  """Compiles every step of ``setup`` from shapes alone (no state).
+
+  Args:
+    setup: the run's pieces.
+    shardings: where state, metrics and batches live.
+    feed: a ``device_feed`` feed: the train steps take its inputs.
+  """
+  start = time.monotonic()
+  run, method = setup.run, setup.method
+  replicated = shardings.replicated
+  init_state = jax.jit(
+      functools.partial(_init_state, model=setup.model, spec=setup.spec,
+                        tx=setup.tx, method=method,
+                        sparsities=setup.sparsities),
+      out_shardings=replicated)
+  state = _abstract(jax.eval_shape(init_state, jax.random.PRNGKey(0)),
+                    replicated)
+  train_metrics = _abstract(steps.TrainMetrics.empty(), replicated)
+  eval_metrics = _abstract(steps.Metrics.empty(), replicated)
+  eval_batch = _abstract(data.batch_shapes(run.dataset, run.eval_batch_size),
+                         shardings.batch)
+  # One executable per kind of step: the schedule is a function of the
+  # step, known on the host, so choosing costs no transfer from the device;
+  # a lax.cond in a single step would slow every step (see TrainState).
+  kinds = (False, True) if method.changes_topology else (False,)
+  train = {
+      update: jax.jit(
+          steps.make_train_step(setup.model, run.label_smoothing,
+                                topology_update=update,
+                                preprocess=setup.preprocess, seed=run.seed,
+                                load_batch=feed.batch),
+          out_shardings=(replicated, replicated), donate_argnums=(0, 1)
+      ).lower(state, train_metrics, feed.abstract_inputs()).compile()
+      for update in kinds
+  }
+  evaluate = jax.jit(
+      steps.make_eval_step(setup.model, setup.preprocess),
+      out_shardings=replicated, donate_argnums=(1,)
+  ).lower(state, eval_metrics, eval_batch).compile()
+  summarize = (jax.jit(steps.topology_summary, out_shardings=replicated)
+               .lower(state).compile() if method.uses_masks else None)
+  return CompiledSteps(init_state=init_state, train=train, evaluate=evaluate,
+                       summarize=summarize, shardings=shardings,
+                       seconds=time.monotonic() - start)
+
+
+def evaluate(compiled: CompiledSteps, state: Any,
+             pipeline: data.pipeline.Pipeline,
+             task: str) -> dict[str, float]:
   """Metrics over the complete evaluation split."""
-  total = None
-  for batch in pipeline.eval_batches():
-    batch_metrics = eval_step(state, _to_global(batch, sharding))
-    total = batch_metrics if total is None else total.merge(batch_metrics)
-  result = {k: float(v) for k, v in total.compute().items()}
-  if pipeline.task == 'language_model':
+  metrics = compiled.empty_metrics(steps.Metrics)
+  batches = device_feed.device_batches(pipeline.eval_dataset(),
+                                       compiled.shardings.batch)
+  try:
+    for batch in batches:
+      metrics = compiled.evaluate(state, metrics, batch)
+  finally:
+    device_feed.close(batches)
+  result = metrics.compute()
+  if task == 'language_model':
     result['bits_per_char'] = result['loss'] / np.log(2.0)
   return result
 
@@ -79,11 +235,12 @@ def _host_scalars(tree: dict[str, jax.Array]) -> dict[str, float]:
   return {k: float(v) for k, v in jax.device_get(tree).items()}
 
 
-def _write_json(path: str, content: dict[str, Any]) -> None:
+def _write_json(path: epath.Path, content: dict[str, Any]) -> None:
   """Writes atomically: a reader never sees a half-written file."""
-  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-    json.dump(content, f, indent=2, sort_keys=True, default=str)
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  temporary = path.with_name(path.name + '.tmp')
+  temporary.write_text(json.dumps(content, indent=2, sort_keys=True,
+                                  default=str))
+  temporary.replace(path)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
@@ -99,7 +256,7 @@ def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
 def _check_finite(train_metrics: steps.TrainMetrics,
                   checkpointer: train_checkpoints.Checkpointer) -> None:
   """Raises ``DivergenceError`` if a step since the last check was not finite."""
-  bad_step = int(train_metrics.first_nonfinite_step.compute())
+  bad_step = train_metrics.first_nonfinite()
   if bad_step == steps.NEVER:
     return
   checkpointer.wait_until_finished()
@@ -111,41 +268,9 @@ def _check_finite(train_metrics: steps.TrainMetrics,
       f'step {bad_step}; {kept}. Lower the learning rate or change the seed.')
 
 
-def _init_state(rng, *, model, spec, tx, method, sparsities):
-  params_rng, state_rng = jax.random.split(rng)
-  variables = model.init(params_rng, experiment.dummy_inputs(spec),
-                         train=False)
-  return train_state_lib.TrainState.create(
-      params=variables['params'], tx=tx, method=method, sparsities=sparsities,
-      rng=state_rng, batch_stats=variables.get('batch_stats'))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Setup:
-  """What a run is made of, built and checked from its config alone."""
-  run: ml_collections.ConfigDict  # resolved
-  spec: dataset_specs.DatasetSpec
-  width: float
-  model: Any
-  abstract_params: Any
-  sparsities: Any
-  method: methods.SparseMethod
-  tx: Any
-
-
-def _set_up(config: ml_collections.ConfigDict) -> _Setup:
-  """Validates the config and builds everything that needs no data."""
-  run = run_config.resolve(config)
-  _check_divisible_by_devices(run)
-  spec = dataset_specs.get_spec(run.dataset)
-  width = experiment.training_width(run)
-  model = experiment.create_model(run, width)
-  abstract_params = experiment.abstract_variables(model, spec)['params']
-  return _Setup(run=run, spec=spec, width=width, model=model,
-                abstract_params=abstract_params,
-                sparsities=experiment.get_sparsities(run, abstract_params),
-                method=methods.from_config(run),
-                tx=optimizers.create_optimizer(run))
+def _every(done: int, interval: int, num_steps: int) -> bool:
+  """Whether an action due every ``interval`` steps (and at the end) is due."""
+  return done % interval == 0 or done == num_steps
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -164,122 +289,111 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       divergence, or preemption (after writing a checkpoint).
   """
   start_time = time.time()
-  setup = _set_up(config)
+  setup = build(config)
   # From here on SIGTERM means: checkpoint after the current step and stop.
   with train_preemption.PreemptionWatch(
       jax.process_count(),
       multihost_utils.reached_preemption_sync_point) as preemption:
-    results = _train(config, setup, workdir, preemption)
+    results = _train(config, setup, epath.Path(workdir), preemption)
   # The paper's cost columns, for the sparsities this run reached.
   results['flops'] = flops.flops_report(
       config, layer_sparsities=results['sparsity']['layers'])
   results['wall_time_s'] = time.time() - start_time
   if jax.process_index() == 0:
-    _write_json(os.path.join(workdir, 'results.json'), results)
+    _write_json(epath.Path(workdir) / 'results.json', results)
   return results
 
 
-def _train(config: ml_collections.ConfigDict, setup: _Setup, workdir: str,
+def _train(config: ml_collections.ConfigDict, setup: Setup,
+           workdir: epath.Path,
            preemption: train_preemption.PreemptionWatch) -> dict[str, Any]:
   """Restores or initializes the state, trains, evaluates; returns results."""
   run, method = setup.run, setup.method
-  mesh = create_mesh()
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  batch_sharding = jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec(DATA_AXIS))
-  init_state = jax.jit(
-      functools.partial(_init_state, model=setup.model, spec=setup.spec,
-                        tx=setup.tx, method=method,
-                        sparsities=setup.sparsities),
-      out_shardings=replicated)
+  shardings = Shardings.of(create_mesh())
+  pipeline = data.create_pipeline(run, process_index=jax.process_index(),
+                                  process_count=jax.process_count())
+  feed = create_feed(run, pipeline, shardings)
+  compiled = compile_steps(setup, shardings, feed)
+  logging.info('Compiled the steps in %.1f s.', compiled.seconds)
   rng = jax.random.PRNGKey(run.seed)
-  empty_metrics = jax.device_put(steps.TrainMetrics.empty(), replicated)
 
-  tf.io.gfile.makedirs(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = train_checkpoints.Checkpointer(
-      os.path.join(workdir, 'checkpoints'), max_to_keep=run.keep_checkpoints)
+      os.fspath(workdir / 'checkpoints'), max_to_keep=run.keep_checkpoints)
   identity = train_checkpoints.run_identity(run)
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0)
+  writer = metric_writer.MetricWriter(
+      os.fspath(workdir), write_events=jax.process_index() == 0)
   try:
     restored = checkpointer.restore_latest(
-        train_checkpoints.with_sharding(jax.eval_shape(init_state, rng),
-                                        replicated),
-        train_checkpoints.with_sharding(jax.eval_shape(lambda: empty_metrics),
-                                        replicated), identity)
+        _abstract(jax.eval_shape(compiled.init_state, rng),
+                  shardings.replicated),
+        _abstract(steps.TrainMetrics.empty(), shardings.replicated), identity)
     if restored is None:
-      state, train_metrics = init_state(rng), empty_metrics
+      state = compiled.init_state(rng)
+      train_metrics = compiled.empty_metrics(steps.TrainMetrics)
       previous_train_time = 0.0
     else:
       state, train_metrics, metadata = restored
       previous_train_time = metadata['train_time_s']
       logging.info('Resumed from the checkpoint at step %d.', int(state.step))
     start_step = int(state.step)
-
-    pipeline = data.create_pipeline(run, process_index=jax.process_index(),
-                                    process_count=jax.process_count())
-    # One compiled step per kind: the schedule is a function of the step,
-    # known here, so choosing costs no transfer from the device; a lax.cond
-    # in a single step would slow every step (see TrainState).
-    train_steps = {
-        update: jax.jit(
-            steps.make_train_step(setup.model, run.label_smoothing,
-                                  topology_update=update),
-            in_shardings=(replicated, batch_sharding),
-            out_shardings=(replicated, replicated), donate_argnums=(0,))
-        for update in ((False, True) if method.changes_topology else
-                       (False,))
-    }
-    eval_step = jax.jit(steps.make_eval_step(setup.model),
-                        in_shardings=(replicated, batch_sharding),
-                        out_shardings=replicated)
-    summarize_topology = jax.jit(steps.topology_summary,
-                                 out_shardings=replicated)
-
+    num_steps = run.num_train_steps
+    # Compiled once here: eager schedule ops at every summary cost more
+    # than the summary.
+    learning_rate = jax.jit(optimizers.learning_rate_schedule(run))
+    learning_rate(start_step)
     if start_step == 0:
       writer.write_hparams({k: v for k, v in _flatten(config.to_dict()).items()
                             if isinstance(v, (int, float, str, bool))})
-      if method.uses_masks:
-        writer.write_scalars(0, _host_scalars(summarize_topology(state)))
-    report_progress = periodic_actions.ReportProgress(
-        num_train_steps=run.num_train_steps, writer=writer)
-    session_start = time.time()
+      if compiled.summarize is not None:
+        writer.write_scalars(0, _host_scalars(compiled.summarize(state)),
+                             log=False)
+
+    progress = progress_lib.Progress(num_steps, start_step)
+    # Topology summaries of update steps, written at the next summary.
+    pending_summaries = []
+    eval_metrics = None
+    eval_seconds = 0.0
+    session_start = time.monotonic()
 
     def save(step: int) -> None:
       _check_finite(train_metrics, checkpointer)
       checkpointer.save(step, state, train_metrics, {
-          'train_time_s': previous_train_time + time.time() - session_start,
+          'train_time_s': (previous_train_time + time.monotonic() -
+                           session_start - eval_seconds),
           'step': step,
           'identity': identity,
       })
 
-    eval_metrics = None
-    first_step_end = None
-    num_steps = run.num_train_steps
-    train_batches = pipeline.train_batches(start_step)
     for step in range(start_step, num_steps):
       is_update = method.changes_topology and bool(
           method.is_update_step(step))
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        batch = _to_global(next(train_batches), batch_sharding)
-        state, batch_metrics = train_steps[is_update](state, batch)
-      train_metrics = train_metrics.merge(batch_metrics)
+        state, train_metrics = compiled.train[is_update](
+            state, train_metrics, feed.inputs(step))
+      if is_update and compiled.summarize is not None:
+        pending_summaries.append((step, compiled.summarize(state)))
       done = step + 1
-      report_progress(done)
-      if is_update:
-        writer.write_scalars(step, _host_scalars(summarize_topology(state)))
-      if done % run.log_every_steps == 0 or done == num_steps:
+      if _every(done, run.log_every_steps, num_steps):
         _check_finite(train_metrics, checkpointer)
-        computed = train_metrics.compute()
-        writer.write_scalars(done, {
-            f'train/{k}': float(computed[k]) for k in ('loss', 'accuracy')})
-        train_metrics = empty_metrics
-      if done % run.eval_every_steps == 0 or done == num_steps:
-        eval_metrics = evaluate(eval_step, state, pipeline, batch_sharding)
+        scalars = {f'train/{k}': v for k, v in train_metrics.compute().items()}
+        scalars['train/learning_rate'] = float(learning_rate(step))
+        rate = progress.update(done, force=done == num_steps)
+        if rate is not None:
+          scalars['steps_per_second'] = rate
+        writer.write_scalars(done, scalars)
+        for update_step, summary in pending_summaries:
+          writer.write_scalars(update_step, _host_scalars(summary), log=False)
+        pending_summaries = []
+        train_metrics = compiled.empty_metrics(steps.TrainMetrics)
+      if _every(done, run.eval_every_steps, num_steps):
+        eval_start = time.monotonic()
+        eval_metrics = evaluate(compiled, state, pipeline, setup.spec.task)
         writer.write_scalars(done, {f'eval/{k}': v
                                     for k, v in eval_metrics.items()})
+        eval_seconds += time.monotonic() - eval_start
       stop = preemption.should_stop(done)
-      if done % run.checkpoint_every_steps == 0 or done == num_steps or stop:
+      if _every(done, run.checkpoint_every_steps, num_steps) or stop:
         save(done)
       if stop:
         checkpointer.wait_until_finished()
@@ -287,15 +401,13 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup, workdir: str,
             f'preempted after step {done}: the checkpoint at step {done} in '
             f'{checkpointer.directory} holds the run; run the same command '
             'to resume.')
-      if first_step_end is None:
-        jax.block_until_ready(state)
-        first_step_end = time.time()
     jax.block_until_ready(state)
-    session_end = time.time()
     checkpointer.wait_until_finished()
+    train_seconds = time.monotonic() - session_start - eval_seconds
     if eval_metrics is None:  # Resumed from a finished run: evaluate once.
-      eval_metrics = evaluate(eval_step, state, pipeline, batch_sharding)
+      eval_metrics = evaluate(compiled, state, pipeline, setup.spec.task)
   finally:
+    feed.close()
     checkpointer.close()
     writer.close()
 
@@ -321,10 +433,13 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup, workdir: str,
                                                     masks),
       'num_train_steps': num_steps,
       'steps_this_run': steps_run,
-      'train_time_s': previous_train_time + session_end - session_start,
-      # From the end of the first step, so compilation is left out.
-      'steps_per_second': ((steps_run - 1) / (session_end - first_step_end)
-                           if steps_run > 1 else None),
+      'compile_time_s': compiled.seconds,
+      'eval_time_s': eval_seconds,
+      'train_time_s': previous_train_time + train_seconds,
+      # Steps of this session over its training time: compilation, which
+      # ends before the loop, and evaluation are left out.
+      'steps_per_second': (steps_run / train_seconds
+                           if steps_run and train_seconds > 0 else None),
       'num_devices': jax.device_count(),
       'num_processes': jax.process_count(),
   }

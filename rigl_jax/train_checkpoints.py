@@ -7,15 +7,14 @@ checkpoint cut short by a kill is never listed; one that is listed but
 cannot be read is skipped in favour of the previous one.
 """
 
-import os
 import time
 from typing import Any, Optional
 
 from absl import logging
 import jax
 import ml_collections
+from etils import epath
 import orbax.checkpoint as ocp
-import tensorflow as tf
 
 from rigl_jax import errors
 
@@ -128,11 +127,11 @@ class Checkpointer:
 
   def _set_aside(self, step: int, error: Exception) -> None:
     """Renames an unreadable checkpoint so the run can save that step again."""
-    path = os.path.join(self.directory, str(step))
-    aside = f'{path}.unreadable-{int(time.time())}'
+    path = epath.Path(self.directory) / str(step)
+    aside = path.with_name(f'{path.name}.unreadable-{int(time.time())}')
     logging.warning('Checkpoint %s cannot be read (%s); moved to %s and '
                     'falling back to an earlier one.', path, error, aside)
-    tf.io.gfile.rename(path, aside)
+    path.rename(aside)
     self._manager.reload()
 
   def wait_until_finished(self) -> None:

@@ -4,19 +4,19 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from rigl_jax import methods
 from rigl_jax import run_config
 from rigl_jax import train
 from tests import fixtures
+from tests import test_data_cifar10
+from tests import test_data_imagenet
 from tests import test_data_lm
 
 CONFIG_DIR = os.path.join(fixtures.REPO_ROOT, 'configs')
 CONFIGS = sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
                  if name.endswith('.py') and not name.startswith('_'))
-SHAKESPEARE = os.path.join(fixtures.REPO_ROOT, '..', 'shared', 'data',
-                           'tinyshakespeare')
+SHAKESPEARE = os.path.join(fixtures.SHARED_DATA, 'tinyshakespeare')
 
 
 def load_config(name, arg=''):
@@ -56,34 +56,42 @@ def test_uniform_keeps_the_first_layer_dense_and_erk_does_not():
                  for k, v in sparsities.items() if 'depthwise' in v)
 
 
-def data_for(name, tmp_path, mnist_dir):
-  """(overrides, context manager) that feed the config's smoke run."""
+def data_for(name, tmp_path, mnist_dir, monkeypatch):
+  """Overrides that feed the config's smoke run with small local data."""
   if name == 'mnist_lenet300':
-    return {'dataset.local_dir': mnist_dir}, None
+    return {'dataset.local_dir': mnist_dir}
   if name == 'shakespeare_gru':
-    return {'dataset.local_dir': SHAKESPEARE}, None
+    return {'dataset.local_dir': SHAKESPEARE}
+  directory = tmp_path / 'data'
+  directory.mkdir()
   if name == 'wikitext103_gru':
-    directory = tmp_path / 'wikitext'
-    directory.mkdir()
     test_data_lm.write_wikitext(str(directory))
-    return {'dataset.local_dir': str(directory),
-            'dataset.tfds_data_dir': str(tmp_path / 'tfds')}, None
-  return {}, tfds.testing.mock_data(num_examples=16)
+  elif name == 'cifar10_wrn22_2':
+    test_data_cifar10.write_zip(directory / 'cifar10-jpg.zip',
+                                test_data_cifar10.fixture_entries())
+  else:  # ImageNet: random JPEGs where TFDS's data source would be.
+    from rigl_jax.data import tfds_source  # pylint: disable=g-import-not-at-top
+    monkeypatch.setattr(
+        tfds_source, 'data_source',
+        lambda name, split, *args, **kwargs: test_data_imagenet.random_source(
+            16))
+    return {}
+  return {'dataset.local_dir': str(directory)}
 
 
-@pytest.mark.parametrize('method', sorted(methods.METHODS))
+# RigL on every config is the fast check; the other methods are slow.
+@pytest.mark.parametrize('method', [
+    m if m == 'rigl' else pytest.param(m, marks=pytest.mark.slow)
+    for m in sorted(methods.METHODS)])
 @pytest.mark.parametrize('name', CONFIGS)
-def test_smoke_variant_trains_two_steps(tmp_path, mnist_dir, name, method):
+def test_smoke_variant_trains_two_steps(tmp_path, mnist_dir, monkeypatch,
+                                        name, method):
   if name == 'shakespeare_gru' and not os.path.isdir(SHAKESPEARE):
     pytest.skip('../shared/data/tinyshakespeare is absent')
-  overrides, context = data_for(name, tmp_path, mnist_dir)
+  overrides = data_for(name, tmp_path, mnist_dir, monkeypatch)
   config = run_config.set_values(load_config(name, 'smoke'),
                                  {**overrides, 'method': method})
-  if context is None:
-    results = train.train_and_evaluate(config, str(tmp_path / 'run'))
-  else:
-    with context:
-      results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  results = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert results['num_train_steps'] == 2
   assert results['topology']['method'] == method
   assert np.isfinite(results['eval']['loss'])

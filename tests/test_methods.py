@@ -190,21 +190,20 @@ def test_registry_builds_from_config_and_rejects_unknown_methods():
 def test_rigl_update_step_of_a_real_model_grows_the_largest_gradients():
   """Through the compiled LeNet update step, not a constructed example."""
   from benchmarks import harness  # pylint: disable=g-import-not-at-top
-  from rigl_jax import experiment  # pylint: disable=g-import-not-at-top
   from rigl_jax import steps  # pylint: disable=g-import-not-at-top
   bench = harness.build('configs/mnist_lenet300.py', 'rigl',
                         {'sparsity': 0.98, 'batch_size': 16})
-  model = experiment.create_model(bench.config, bench.config.model.width)
+  inputs = bench.setup.preprocess(bench.batch, None, True)['inputs']
 
   def loss(params):
-    logits, _ = steps.apply_model(model, params, None, bench.batch['inputs'],
+    logits, _ = steps.apply_model(bench.setup.model, params, None, inputs,
                                   train=True)
     return jnp.mean(steps.cross_entropy(logits, bench.batch['labels'], 0.0))
 
   grads = jax.grad(loss)(bench.state.params)
   old_masks = bench.state.masks
-  new_state, _ = bench.update_step(
-      jax.tree.map(lambda x: x.copy(), bench.state), bench.batch)
+  new_state, _ = bench.update_step(bench.fresh_state(), bench.empty_metrics(),
+                                   bench.batch)
   for layer in ('Dense_0', 'Dense_1', 'Dense_2'):
     old = np.asarray(old_masks[layer]['kernel'])
     new = np.asarray(new_state.masks[layer]['kernel'])

@@ -150,6 +150,7 @@ def uninterrupted(tmp_path_factory, mnist_dir):
   return final_state(workdir)
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_step_then_resume_is_bit_identical(
     tmp_path, mnist_dir, uninterrupted):
   overrides = {**fixtures.tiny_mnist_overrides(mnist_dir), **LONG}
@@ -173,6 +174,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(
   assert_same_run(resumed, uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_then_resume_is_bit_identical(
     tmp_path, mnist_dir, uninterrupted):
   overrides = {**fixtures.tiny_mnist_overrides(mnist_dir), **LONG,

@@ -1,15 +1,18 @@
 """End-to-end runs of the MNIST job: results, checkpoints, resume, CLI."""
 
 import json
+import logging
 import os
+import re
 import shutil
+import time
 
 import jax
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from rigl_jax import train
+from rigl_jax.data import device_feed
 from tests import fixtures
 
 
@@ -65,6 +68,7 @@ def test_run_writes_results_and_resumes_from_the_saved_step(tmp_path,
 
 
 def test_run_on_tfds_mock_data(tmp_path, mnist_dir):
+  tfds = pytest.importorskip('tensorflow_datasets')
   config = fixtures.tiny_mnist_config(mnist_dir, num_train_steps=4,
                                       eval_every_steps=4)
   config.dataset.local_dir = ''
@@ -114,3 +118,40 @@ def test_every_method_runs_end_to_end(tmp_path, mnist_dir, method):
     assert results['width'] < 0.2
     # Its parameter count is close to the sparse model's nonzeros (~27k).
     assert abs(results['num_params'] - 27_000) < 1_000
+
+
+def test_nothing_compiles_inside_the_training_loop(tmp_path, mnist_dir,
+                                                  monkeypatch):
+  compiles, steps = [], []
+  listener = lambda name, *args, **kwargs: (
+      compiles.append(time.monotonic()) if 'compile' in name else None)
+  inputs = device_feed.Resident.inputs
+  monkeypatch.setattr(device_feed.Resident, 'inputs', lambda self, step: (
+      steps.append(time.monotonic()), inputs(self, step))[1])
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir),
+                             str(tmp_path))
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert len(steps) == 12
+  assert any(t < steps[0] for t in compiles)  # The listener hears them.
+  assert not [t for t in compiles if steps[0] < t < steps[-1]]
+
+
+def test_events_hold_the_learning_rate_and_progress_is_logged(
+    tmp_path, mnist_dir, caplog):
+  caplog.set_level(logging.INFO)
+  train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir),
+                           str(tmp_path))
+  scalars = fixtures.read_scalars(str(tmp_path))
+  # Logged every 4 steps, the rate of the last step; x0.1 from step 8.
+  assert scalars['train/learning_rate'] == pytest.approx(
+      {4: 0.1, 8: 0.1, 12: 0.01})
+  assert set(scalars['train/loss']) == {4, 8, 12}
+  assert set(scalars['eval/accuracy']) == {6, 12}
+  assert {0, 3, 6} <= set(scalars['sparsity/Dense_0/kernel'])
+  assert scalars['steps_per_second'][12] > 0
+  assert any(re.fullmatch(r'step 12/12 \(100\.0%\), [\d.]+ steps/s, '
+                          r'ETA 0:00:00', record.getMessage())
+             for record in caplog.records)
