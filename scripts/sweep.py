@@ -7,20 +7,27 @@ Every run gets its own workdir under ``--root``, named by its overrides.
   # Print the commands (for a cluster scheduler or a shell loop):
   python scripts/sweep.py experiments/table2_resnet50.py --root=/data/sweeps
 
-  # Run them one after another here; finished runs are skipped, so running
-  # the same command again continues an interrupted sweep:
+  # Run them here; finished runs are skipped, so running the same command
+  # again continues an interrupted sweep:
   python scripts/sweep.py experiments/mnist_lenet300.py --root=/tmp/sweeps \
       --set=dataset.local_dir=../shared/data/mnist --run
 
+  # Four runs at a time on one accelerator, each with a quarter of its memory:
+  python scripts/sweep.py experiments/figure_wrn22_sparsity.py \
+      --root=/tmp/sweeps --run --parallel=4
+
 ``--set=key=value`` adds an override to every run; ``--only=key=value``
-keeps the runs with that override.
+keeps the runs with that override. A failed run does not stop the others;
+the failures are listed at the end and the exit code is 1.
 """
 
+from concurrent import futures
 import importlib.util
 import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +41,11 @@ _SET = flags.DEFINE_multi_string('set', [], 'key=value added to every run.')
 _ONLY = flags.DEFINE_multi_string('only', [], 'Keep runs with key=value.')
 _MAX_RUNS = flags.DEFINE_integer(
     'max_runs', 0, 'Keep only the first N runs (0: all).')
+_PARALLEL = flags.DEFINE_integer(
+    'parallel', 1, 'With --run: runs at once, each with 1/N of the '
+    'accelerator memory.')
+# Of an accelerator's memory, the part the parallel runs share.
+_SHARED_MEMORY_FRACTION = 0.9
 flags.mark_flag_as_required('root')
 
 
@@ -102,9 +114,58 @@ def expand(experiment_path: str, root: str, extra: dict[str, str],
   return selected
 
 
+def run_environment(parallel: int) -> dict[str, str]:
+  """The environment of each run: its share of the accelerator's memory.
+
+  JAX preallocates 75% of a GPU's memory by default, so a second run on
+  the same GPU would find none; each of N runs preallocates 1/N of 90%
+  instead. Settings already in the environment are kept.
+  """
+  env = dict(os.environ)
+  if parallel > 1 and 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in env:
+    env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = (
+        f'{_SHARED_MEMORY_FRACTION / parallel:.3f}')
+  return env
+
+
+def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
+  """Runs the commands, ``parallel`` at a time; returns the failed workdirs.
+
+  Each run logs to ``workdir/log.txt``; runs with a results.json are
+  skipped.
+  """
+  env = run_environment(parallel)
+  print_lock = threading.Lock()
+
+  def report(*parts: str) -> None:
+    with print_lock:
+      print(*parts, flush=True)
+
+  def run_one(i: int, workdir: str, args: list[str]) -> bool:
+    if os.path.exists(os.path.join(workdir, 'results.json')):
+      report(f'[{i}/{len(runs)}] done already: {workdir}')
+      return True
+    report(f'[{i}/{len(runs)}] {shlex.join(args)}')
+    start = time.time()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'log.txt'), 'a') as log:
+      returncode = subprocess.call([sys.executable] + args[1:], stdout=log,
+                                   stderr=subprocess.STDOUT, env=env)
+    report(f'[{i}/{len(runs)}] exit {returncode} after '
+           f'{time.time() - start:.0f} s: {workdir}')
+    return returncode == 0
+
+  with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    succeeded = list(pool.map(lambda run: run_one(*run),
+                              [(i, w, a) for i, (w, a) in enumerate(runs, 1)]))
+  return [workdir for (workdir, _), ok in zip(runs, succeeded) if not ok]
+
+
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError('usage: sweep.py EXPERIMENT.py --root=DIR [--run]')
+  if _PARALLEL.value < 1:
+    raise app.UsageError(f'--parallel must be >= 1, got {_PARALLEL.value}')
   runs = expand(argv[1], _ROOT.value, parse_pairs(_SET.value),
                 parse_pairs(_ONLY.value))
   if _MAX_RUNS.value:
@@ -113,20 +174,7 @@ def main(argv: Sequence[str]) -> None:
     for _, args in runs:
       print(shlex.join(args))
     return
-  failed = []
-  for i, (workdir, args) in enumerate(runs, 1):
-    if os.path.exists(os.path.join(workdir, 'results.json')):
-      print(f'[{i}/{len(runs)}] done already: {workdir}', flush=True)
-      continue
-    print(f'[{i}/{len(runs)}] {shlex.join(args)}', flush=True)
-    start = time.time()
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, 'log.txt'), 'a') as log:
-      returncode = subprocess.call([sys.executable] + args[1:], stdout=log,
-                                   stderr=subprocess.STDOUT)
-    print(f'    exit {returncode} after {time.time() - start:.0f} s', flush=True)
-    if returncode:
-      failed.append(workdir)
+  failed = run_all(runs, _PARALLEL.value)
   if failed:
     print(f'{len(failed)} of {len(runs)} runs failed (see log.txt):',
           *failed, sep='\n  ')

@@ -70,3 +70,35 @@ def test_runs_in_order_skips_finished_runs_and_reports_failures(tmp_path,
                 *tiny)
   assert again.returncode == 0
   assert 'done already' in again.stdout
+
+
+def test_parallel_runs_share_the_accelerator_and_survive_a_failure(
+    tmp_path, mnist_dir):
+  experiment = write_experiment(
+      tmp_path / 'exp.py',
+      'def runs():\n'
+      '  return [dict(method="nosuch"), dict(method="static"),\n'
+      '          dict(method="set")]\n')
+  tiny = [f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
+          for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()]
+  root = tmp_path / 'root'
+  process = sweep(experiment, f'--root={root}', '--run', '--parallel=2',
+                  *tiny)
+  assert process.returncode == 1
+  # The failure, first in the list, stopped neither of the others.
+  assert process.stdout.strip().splitlines()[-2:] == [
+      '1 of 3 runs failed (see log.txt):', f'  {root}/exp/method=nosuch']
+  for method in ('static', 'set'):
+    with open(root / 'exp' / f'method={method}' / 'results.json') as f:
+      assert json.load(f)['topology']['method'] == method
+
+
+def test_each_parallel_run_gets_its_share_of_device_memory(monkeypatch):
+  from scripts import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION', raising=False)
+  assert sweep_lib.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
+      '0.225')
+  assert 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in sweep_lib.run_environment(1)
+  monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.5')
+  assert sweep_lib.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
+      '0.5')
