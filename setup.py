@@ -2,31 +2,45 @@
 
 import setuptools
 
+# Nothing here imports TensorFlow. Lower bounds are loose and there are no
+# upper bounds below the next breaking JAX release, so `pip install -e .`
+# keeps the CUDA or TPU build of JAX a machine already has.
 INSTALL_REQUIRES = [
-    'absl-py>=2.1,<3',
-    'clu==0.0.12',
-    'flax>=0.12.8,<0.13',
-    'jax>=0.10.2,<0.11',
-    'jaxlib>=0.10.2,<0.11',
-    'ml_collections>=1.1,<1.2',
+    'absl-py>=1.4',
+    'etils[epath]>=1.5',
+    'flax>=0.10.4',
+    'grain>=0.2.10',
+    'jax>=0.10.0,<0.13',
+    'ml_collections>=0.1.1',
     'numpy>=1.26',
-    'optax>=0.2.8,<0.3',
-    'orbax-checkpoint>=0.12.8,<0.13',
-    # Input pipelines and clu's metric writers use TensorFlow; the sparse core
-    # (rigl_jax/*.py outside data/ and train*) does not import it.
-    'tensorflow-cpu>=2.21,<2.22',
-    'tensorflow-datasets>=4.9.10,<4.10',
-    # tensorflow-datasets 4.9 imports it but declares it only for Python < 3.9.
-    'importlib_resources>=6',
-    'tensorboard>=2.21,<2.22',
-    'matplotlib>=3.8',
+    'optax>=0.2.4',
+    'orbax-checkpoint>=0.11',
+    'pillow>=10',
+    'tensorboardX>=2.6',
 ]
 
-TEST_REQUIRES = [
-    'pytest>=8',
-    'pytest-xdist>=3.5',
-    'hypothesis>=6.100',
-]
+EXTRAS_REQUIRE = {
+    # Reading data sets prepared by TFDS (ArrayRecord files), e.g. ImageNet.
+    'tfds': ['tensorflow-datasets>=4.9.9', 'array_record>=0.5'],
+    # Preparing TFDS data sets (download, decode, write records) and the
+    # WikiText-103 builder: TFDS's writers use TensorFlow.
+    'prepare': [
+        'tensorflow-datasets>=4.9.9',
+        'array_record>=0.5',
+        'tensorflow-cpu>=2.16',
+        # tensorflow-datasets 4.9 imports it but declares it only for
+        # Python < 3.9.
+        'importlib_resources>=6',
+    ],
+    # Plots of scripts/report.py.
+    'plots': ['matplotlib>=3.8'],
+}
+EXTRAS_REQUIRE['test'] = sorted(
+    set(EXTRAS_REQUIRE['prepare'] + EXTRAS_REQUIRE['plots']) | {
+        'pytest>=8',
+        'pytest-xdist>=3.5',
+        'hypothesis>=6.100',
+    })
 
 setuptools.setup(
     name='rigl_jax',
@@ -37,6 +51,6 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['rigl_jax', 'rigl_jax.*']),
     python_requires='>=3.10',
     install_requires=INSTALL_REQUIRES,
-    extras_require={'test': TEST_REQUIRES},
+    extras_require=EXTRAS_REQUIRE,
     license='Apache-2.0',
 )

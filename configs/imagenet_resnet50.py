@@ -6,7 +6,9 @@ T_end=25,000) with L2 1e-4 and the learning rate warmed up to 1.6 over 5
 epochs, then x0.1 at epochs 30, 70 and 90. Under 'uniform' the first layer
 stays dense; under 'erk' every layer is sparsified.
 
-ImageNet must be prepared for TFDS first (manual download):
+ImageNet must be prepared for TFDS first, as ArrayRecord files (manual
+download; ``python scripts/prepare_tfds.py --dataset=imagenet2012``, see
+docs/install.md); training then reads them without TensorFlow:
 
   python -m rigl_jax.main --config=configs/imagenet_resnet50.py \
       --workdir=gs://BUCKET/resnet50_rigl --config.dataset.tfds_data_dir=DIR

@@ -7,11 +7,14 @@ sparsity over the GRU and readout kernels (the shared embedding stays
 dense); RigL: α=0.1 cosine, ΔT=100, mask updates until the end. Pruning
 from step 50,000 to 150,000 every 1,000 steps.
 
-WikiText-103 is built by the project's TFDS builder from the raw release,
-downloaded or placed in a folder (wikitext-103-raw-v1.zip):
+Runs read the raw release (wikitext-103-raw-v1.zip) from a folder:
 
   python -m rigl_jax.main --config=configs/wikitext103_gru.py \
       --workdir=/tmp/wt103 --config.dataset.local_dir=DIR_WITH_ZIP
+
+Without ``local_dir`` they read the records of the project's TFDS builder
+(``python scripts/prepare_tfds.py --dataset=wikitext103``, which downloads
+the release).
 
 Expected result (paper, not run here): validation bits per character of
 dense and RigL at 75% sparsity within a few hundredths of each other.

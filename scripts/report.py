@@ -11,6 +11,9 @@ seeds are averaged. Writes to --output_dir:
 - ``metric_vs_train_flops.png``: the metric against training FLOPs (the
   paper's Figure 2).
 
+The plots need matplotlib (``pip install -e '.[plots]'``); without it only
+the table is written.
+
   python scripts/report.py --output_dir=docs/results/mnist \
       /tmp/sweeps/mnist_lenet300
 """
@@ -27,12 +30,8 @@ from typing import Any, Optional
 
 from absl import app
 from absl import flags
-import matplotlib
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from rigl_jax import methods  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rigl_jax import methods
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
                                   'Where table.md and the plots go.')
@@ -171,15 +170,27 @@ def markdown_table(table: dict[str, dict[float, Cell]], metric: str) -> str:
   return '\n'.join(lines)
 
 
-def row_colors(table) -> dict[str, Any]:
+def pyplot() -> Optional[Any]:
+  """matplotlib's pyplot on a file backend, or None without the extra."""
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def row_colors(plt, table) -> dict[str, Any]:
   """One color per row, the same in every plot of a report."""
   cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
   return {label: cycle[i % len(cycle)] for i, label in enumerate(table)}
 
 
-def plot_metric_vs_sparsity(table, metric: str, path: str, title: str) -> None:
+def plot_metric_vs_sparsity(plt, table, metric: str, path: str,
+                            title: str) -> None:
   figure, axes = plt.subplots(figsize=(7, 4.5))
-  colors = row_colors(table)
+  colors = row_colors(plt, table)
   sparsities = sorted({s for cells in table.values() for s in cells if s > 0})
   for label, cells in table.items():
     if set(cells) == {0.0}:  # Dense: a horizontal reference line.
@@ -201,10 +212,10 @@ def plot_metric_vs_sparsity(table, metric: str, path: str, title: str) -> None:
   plt.close(figure)
 
 
-def plot_metric_vs_train_flops(table, metric: str, path: str,
+def plot_metric_vs_train_flops(plt, table, metric: str, path: str,
                                title: str) -> None:
   figure, axes = plt.subplots(figsize=(7, 4.5))
-  colors = row_colors(table)
+  colors = row_colors(plt, table)
   for label, cells in table.items():
     items = sorted(cells.items(), key=lambda item: item[1].train_flops_ratio)
     axes.errorbar([c.train_flops_ratio for _, c in items],
@@ -235,12 +246,17 @@ def write_report(paths: Sequence[str], output_dir: str, metric: str = '',
     f.write(f'{metric}: mean ± sample std over seeds (number of runs); '
             f'{better} is better. FLOPs relative to the dense model (train: '
             'dense at the 1x schedule).\n\n' + text + '\n')
-  plot_metric_vs_sparsity(table, metric,
+  plt = pyplot()
+  if plt is None:
+    print("Plots skipped: matplotlib is not installed (pip install -e "
+          "'.[plots]').")
+    return text
+  plot_metric_vs_sparsity(plt, table, metric,
                           os.path.join(output_dir, 'metric_vs_sparsity.png'),
                           title)
   plot_metric_vs_train_flops(
-      table, metric, os.path.join(output_dir, 'metric_vs_train_flops.png'),
-      title)
+      plt, table, metric,
+      os.path.join(output_dir, 'metric_vs_train_flops.png'), title)
   return text
 
 
