@@ -1,8 +1,9 @@
-"""Builds the real train step of a config for a method, and times calls.
+"""Builds the compiled train steps of a config for a method, and times calls.
 
-Benchmarks measure the code a run executes: the model, optimizer, method
-and jitted step come from the config exactly as in ``rigl_jax.train``; only
-the batch is synthetic (random inputs of the data set's shape).
+Benchmarks measure the code a run executes: the setup and the compiled
+steps come from ``rigl_jax.train.build`` and ``compile_steps``, exactly as
+a run makes them; only the batch is synthetic (random values of the shapes
+and dtypes the data set's pipeline delivers).
 """
 
 import dataclasses
@@ -12,87 +13,97 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rigl_jax import dataset_specs
-from rigl_jax import experiment
-from rigl_jax import methods
-from rigl_jax import optimizers
+from rigl_jax import data
 from rigl_jax import run_config
 from rigl_jax import steps
-from rigl_jax import train_state as train_state_lib
+from rigl_jax import train
+from rigl_jax.data import device_feed
 
 
 @dataclasses.dataclass
 class Bench:
-  """A state, a batch and the jitted train steps of one method.
+  """A state, a batch and the compiled train steps of one method.
 
-  ``plain_step`` and ``update_step`` are compiled as ``rigl_jax.train``
-  compiles them: the state donated, the topology update fixed at trace time
-  (``update_step`` is None for methods that never change the topology).
+  ``plain_step`` and ``update_step`` are the executables a run uses:
+  ``(state, metrics, batch) -> (state, metrics)`` with state and metrics
+  donated; ``update_step`` is None for methods that never change the
+  topology.
   """
   method: str
-  config: ml_collections.ConfigDict
-  state: train_state_lib.TrainState
+  config: ml_collections.ConfigDict  # resolved
+  setup: train.Setup
+  compiled: train.CompiledSteps
+  state: Any
   batch: dict[str, jax.Array]
   plain_step: Callable[..., Any]
   update_step: Optional[Callable[..., Any]]
 
+  def fresh_state(self) -> Any:
+    """A copy of the initial state (steps donate the one they are given)."""
+    return jax.tree.map(lambda x: x.copy(), self.state)
+
+  def empty_metrics(self) -> steps.TrainMetrics:
+    return self.compiled.empty_metrics(steps.TrainMetrics)
+
   def chain(self, step_fn: Callable[..., Any]) -> Callable[[], Any]:
     """A call that runs ``step_fn`` on the state the previous call returned.
 
-    The state is donated, as in training, so every call needs its
+    State and metrics are donated, as in training, so every call needs its
     predecessor's output.
     """
-    state = jax.tree.map(lambda x: x.copy(), self.state)
+    state, metrics = self.fresh_state(), self.empty_metrics()
 
     def call():
-      nonlocal state
-      state, _ = step_fn(state, self.batch)
+      nonlocal state, metrics
+      state, metrics = step_fn(state, metrics, self.batch)
       return state
 
     return call
 
 
+def random_batch(setup: train.Setup, batch_size: int,
+                 sharding: jax.sharding.Sharding,
+                 rng: np.random.Generator) -> dict[str, jax.Array]:
+  """A batch of the pipeline's shapes and dtypes with random values.
+
+  Integer features are drawn below 256 (pixels, bytes) and labels below the
+  number of classes; weights are 1.
+  """
+  batch = {}
+  for key, shape in data.batch_shapes(setup.run.dataset, batch_size).items():
+    high = setup.spec.num_classes if key == 'labels' else 256
+    if key == 'weights':
+      batch[key] = np.ones(shape.shape, shape.dtype)
+    elif key == 'length':  # Language-model windows: full length.
+      batch[key] = np.full(shape.shape, setup.run.dataset.sequence_length + 1,
+                           shape.dtype)
+    else:
+      batch[key] = rng.integers(0, high, shape.shape).astype(shape.dtype)
+  return {k: jax.device_put(v, sharding) for k, v in batch.items()}
+
+
 def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
-  """The train step of ``config_path`` with ``method`` and ``overrides``."""
+  """The compiled steps of ``config_path`` with ``method`` and ``overrides``.
+
+  The steps are compiled for batches sent from the host (a streamed feed),
+  so they run on the synthetic batch without loading the data set.
+  """
   config = run_config.set_values(run_config.load(config_path),
                                  {**overrides, 'method': method})
-  run = run_config.resolve(config)
-  spec = dataset_specs.get_spec(run.dataset)
-  model = experiment.create_model(run, experiment.training_width(run))
-  params_shapes = experiment.abstract_variables(model, spec)['params']
-  sparsities = experiment.get_sparsities(run, params_shapes)
-  method_obj = methods.from_config(run)
-  tx = optimizers.create_optimizer(run)
-
-  def init(rng):
-    variables = model.init(rng, experiment.dummy_inputs(spec), train=False)
-    return train_state_lib.TrainState.create(
-        params=variables['params'], tx=tx, method=method_obj,
-        sparsities=sparsities, rng=rng,
-        batch_stats=variables.get('batch_stats'))
-
-  state = jax.jit(init)(jax.random.PRNGKey(0))
-  rng = np.random.default_rng(0)
-  shape = (run.batch_size,) + tuple(spec.input_shape)
-  if spec.task == 'language_model':
-    inputs = rng.integers(0, spec.num_classes, shape).astype(spec.input_dtype)
-    labels = rng.integers(0, spec.num_classes, shape).astype(np.int32)
-  else:
-    inputs = rng.standard_normal(shape).astype(spec.input_dtype)
-    labels = rng.integers(0, spec.num_classes, run.batch_size).astype(np.int32)
-  batch = {'inputs': jnp.asarray(inputs), 'labels': jnp.asarray(labels),
-           'weights': jnp.ones(labels.shape, jnp.float32)}
-  def compile_step(update):
-    return jax.jit(steps.make_train_step(model, run.label_smoothing,
-                                         topology_update=update),
-                   donate_argnums=(0,))
-
-  return Bench(method, run, state, batch, compile_step(False),
-               compile_step(True) if method_obj.changes_topology else None)
+  setup = train.build(config)
+  shardings = train.Shardings.of(train.create_mesh())
+  feed = device_feed.Streamed(
+      None, data.batch_shapes(setup.run.dataset, setup.run.batch_size),
+      shardings.batch)
+  compiled = train.compile_steps(setup, shardings, feed)
+  state = compiled.init_state(jax.random.PRNGKey(0))
+  batch = random_batch(setup, setup.run.batch_size, shardings.batch,
+                       np.random.default_rng(0))
+  return Bench(method, setup.run, setup, compiled, state, batch,
+               compiled.train[False], compiled.train.get(True))
 
 
 def time_interleaved(calls: dict[str, Callable[[], Any]], *, warmup: int,

@@ -30,8 +30,7 @@ def peak_bytes(bench: harness.Bench) -> int:
   peaks = []
   for step in (bench.plain_step, bench.update_step):
     if step is not None:
-      analysis = step.lower(bench.state,
-                            bench.batch).compile().memory_analysis()
+      analysis = step.memory_analysis()
       peaks.append(analysis.argument_size_in_bytes +
                    analysis.output_size_in_bytes +
                    analysis.temp_size_in_bytes - analysis.alias_size_in_bytes)
