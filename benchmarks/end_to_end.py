@@ -31,9 +31,9 @@ import jax
 
 from benchmarks import harness
 from rigl_jax import data
-from rigl_jax import run_config
-from rigl_jax import steps
-from rigl_jax import train
+from rigl_jax.training import config as run_config
+from rigl_jax.training import steps
+from rigl_jax.training import loop as train
 
 CONFIG = 'configs/mnist_lenet300.py'
 

@@ -1,7 +1,7 @@
 """Builds the compiled train steps of a config for a method, and times calls.
 
 Benchmarks measure the code a run executes: the setup and the compiled
-steps come from ``rigl_jax.train.build`` and ``compile_steps``, exactly as
+steps come from ``rigl_jax.training.loop.build`` and ``compile_steps``, exactly as
 a run makes them; only the batch is synthetic (random values of the shapes
 and dtypes the data set's pipeline delivers).
 """
@@ -17,9 +17,9 @@ import ml_collections
 import numpy as np
 
 from rigl_jax import data
-from rigl_jax import run_config
-from rigl_jax import steps
-from rigl_jax import train
+from rigl_jax.training import config as run_config
+from rigl_jax.training import steps
+from rigl_jax.training import loop as train
 from rigl_jax.data import device_feed
 
 

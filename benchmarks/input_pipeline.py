@@ -37,8 +37,8 @@ from PIL import Image
 
 from benchmarks import harness
 from rigl_jax import data
-from rigl_jax import run_config
-from rigl_jax import train
+from rigl_jax.training import config as run_config
+from rigl_jax.training import loop as train
 from rigl_jax.data import device_feed
 from rigl_jax.data import imagenet
 

@@ -2,7 +2,7 @@ r"""Memory of masks and method state, and the peak memory of a train step.
 
 Bytes come from the state's arrays. The peak is XLA's own accounting of the
 compiled train steps (arguments + outputs + temporaries - aliased), jitted
-with the state donated as rigl_jax.train does: the memory a device must
+with the state donated as rigl_jax.training.loop does: the memory a device must
 hold for a step, the larger of a plain and an update step.
 
   python benchmarks/memory.py

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import harness
-from rigl_jax import topology
+from rigl_jax.sparse import topology
 
 # The largest sparsified layer of WRN-22-2 and of ResNet-50.
 SIZES = {'WRN-22-2 (3x3x128x128)': 147_456,

@@ -11,7 +11,7 @@ dense.
 
 import ml_collections
 
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 
 STEPS_PER_EPOCH = 1_281_167 / 4096
 

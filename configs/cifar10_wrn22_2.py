@@ -19,7 +19,7 @@ copy costs a few tenths of a point.
 
 import ml_collections
 
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:

@@ -17,7 +17,7 @@ import sys
 
 import ml_collections
 
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import imagenet_mobilenet_v1  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -22,7 +22,7 @@ or the short form ``--config=configs/mnist_lenet300.py:method=set``;
 
 import ml_collections
 
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:

@@ -24,7 +24,7 @@ dense and RigL at 75% sparsity within a few hundredths of each other.
 
 import ml_collections
 
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 
 
 def base_gru_config() -> ml_collections.ConfigDict:

@@ -16,7 +16,7 @@ import jax
 from ml_collections import config_flags
 
 from rigl_jax import errors
-from rigl_jax import train
+from rigl_jax.training import loop as train
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (configs/*.py[:args]).',

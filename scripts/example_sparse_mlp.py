@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import optax
 
 import rigl_jax
-from rigl_jax import masks as masks_lib
-from rigl_jax import methods
-from rigl_jax import schedules
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import methods
+from rigl_jax.sparse import schedules
 
 
 class MLP(nn.Module):

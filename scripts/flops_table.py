@@ -32,8 +32,8 @@ import ml_collections
 from ml_collections import config_flags
 
 from rigl_jax import errors
-from rigl_jax import flops
-from rigl_jax import methods as methods_lib
+from rigl_jax.training import costs as flops
+from rigl_jax.sparse import methods as methods_lib
 
 DISTRIBUTION_SUFFIXES = {'uniform': '', 'erk': ' (ERK)', 'erdos_renyi': ' (ER)'}
 

@@ -31,7 +31,7 @@ from typing import Any, Optional
 from absl import app
 from absl import flags
 
-from rigl_jax import methods
+from rigl_jax.sparse import methods
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
                                   'Where table.md and the plots go.')

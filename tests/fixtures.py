@@ -69,7 +69,7 @@ def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
 
 def tiny_mnist_config(local_dir: str, **overrides: Any):
   """configs/mnist_lenet300.py with tiny sizes and ``overrides``."""
-  from rigl_jax import run_config  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import config as run_config  # pylint: disable=g-import-not-at-top
   config = run_config.load(os.path.join(REPO_ROOT, 'configs',
                                         'mnist_lenet300.py'))
   return run_config.set_values(

@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from rigl_jax import methods
-from rigl_jax import run_config
-from rigl_jax import train
+from rigl_jax.sparse import methods
+from rigl_jax.training import config as run_config
+from rigl_jax.training import loop as train
 from tests import fixtures
 from tests import test_data_cifar10
 from tests import test_data_imagenet
@@ -36,8 +36,8 @@ def test_config_builds_and_documents_its_command(name):
 
 
 def test_uniform_keeps_the_first_layer_dense_and_erk_does_not():
-  from rigl_jax import dataset_specs  # pylint: disable=g-import-not-at-top
-  from rigl_jax import experiment  # pylint: disable=g-import-not-at-top
+  from rigl_jax.data import specs as dataset_specs  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import build as experiment  # pylint: disable=g-import-not-at-top
   for name, arg in (('imagenet_resnet50', 'distribution=uniform'),
                     ('imagenet_resnet50', 'distribution=erk'),
                     ('imagenet_mobilenet_v1', 'distribution=erk')):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rigl_jax import data
-from rigl_jax import dataset_specs
+from rigl_jax.data import specs as dataset_specs
 from rigl_jax.data import idx
 from rigl_jax.data import mnist
 from rigl_jax.data import pipeline

@@ -8,7 +8,7 @@ import pytest
 
 from rigl_jax import data
 from rigl_jax import errors
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 from rigl_jax.data import cifar10
 from tests import fixtures
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rigl_jax import data
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 from rigl_jax.data import imagenet
 from tests import fixtures
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from rigl_jax import data
-from rigl_jax import dataset_specs
+from rigl_jax.data import specs as dataset_specs
 from rigl_jax import errors
-from rigl_jax import run_config
+from rigl_jax.training import config as run_config
 from rigl_jax.data import language_model
 from rigl_jax.data import tfds_source
 from rigl_jax.data import tiny_shakespeare

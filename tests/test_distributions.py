@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rigl_jax import distributions
+from rigl_jax.sparse import distributions
 from rigl_jax import get_sparsities
 
 

@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rigl_jax import dataset_specs
-from rigl_jax import experiment
-from rigl_jax import flop_counting
-from rigl_jax import flops
+from rigl_jax.data import specs as dataset_specs
+from rigl_jax.training import build as experiment
+from rigl_jax.training import flop_counting
+from rigl_jax.training import costs as flops
 from rigl_jax import models
-from rigl_jax import run_config
-from rigl_jax import schedules
+from rigl_jax.training import config as run_config
+from rigl_jax.sparse import schedules
 from tests import fixtures
 
 
@@ -270,7 +270,7 @@ _BLOCK_TENSORFLOW = """
 import runpy, sys
 sys.modules['tensorflow'] = None  # Any import of TensorFlow now fails.
 sys.argv = ['flops'] + sys.argv[1:]
-runpy.run_module('rigl_jax.flops', run_name='__main__', alter_sys=True)
+runpy.run_module('rigl_jax.training.costs', run_name='__main__', alter_sys=True)
 """
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rigl_jax import get_sparsities
-from rigl_jax import masks as masks_lib
+from rigl_jax.sparse import masks as masks_lib
 from rigl_jax import random_masks
 
 

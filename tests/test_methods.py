@@ -7,12 +7,12 @@ import numpy as np
 import optax
 import pytest
 
-from rigl_jax import masks as masks_lib
-from rigl_jax import methods
-from rigl_jax import schedules
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import methods
+from rigl_jax.sparse import schedules
 from rigl_jax import TrainState
-from rigl_jax.methods import small_dense
-from rigl_jax.methods import snfs as snfs_lib
+from rigl_jax.sparse.methods import small_dense
+from rigl_jax.sparse.methods import snfs as snfs_lib
 
 
 def drop_and_grow_kwargs(begin=0, end=100, interval=10, fraction=0.5,
@@ -190,7 +190,7 @@ def test_registry_builds_from_config_and_rejects_unknown_methods():
 def test_rigl_update_step_of_a_real_model_grows_the_largest_gradients():
   """Through the compiled LeNet update step, not a constructed example."""
   from benchmarks import harness  # pylint: disable=g-import-not-at-top
-  from rigl_jax import steps  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import steps  # pylint: disable=g-import-not-at-top
   bench = harness.build('configs/mnist_lenet300.py', 'rigl',
                         {'sparsity': 0.98, 'batch_size': 16})
   inputs = bench.setup.preprocess(bench.batch, None, True)['inputs']

@@ -10,12 +10,12 @@ import optax
 import pytest
 
 import rigl_jax
-from rigl_jax import masks as masks_lib
+from rigl_jax.sparse import masks as masks_lib
 from rigl_jax import models
-from rigl_jax import schedules
-from rigl_jax import steps
-from rigl_jax import tree_paths
-from rigl_jax.methods import rigl
+from rigl_jax.sparse import schedules
+from rigl_jax.training import steps
+from rigl_jax.sparse import tree_paths
+from rigl_jax.sparse.methods import rigl
 
 # Global pooling makes the ImageNet models' sizes independent of the input
 # resolution, so a small image keeps tracing cheap.

@@ -15,7 +15,7 @@ import pytest
 
 from rigl_jax import data
 from rigl_jax import errors
-from rigl_jax import train
+from rigl_jax.training import loop as train
 from tests import fixtures
 
 

@@ -3,8 +3,8 @@
 import jax.numpy as jnp
 import pytest
 
-from rigl_jax import optimizers
-from rigl_jax import run_config
+from rigl_jax.training import optimizers
+from rigl_jax.training import config as run_config
 
 
 def test_apply_arg_parses_literals_strings_and_dotted_keys():
@@ -96,7 +96,7 @@ def test_set_values_sets_dotted_keys_and_rejects_unknown_ones():
 
 def test_load_reads_a_config_file_with_its_argument(tmp_path):
   path = tmp_path / 'tiny.py'
-  path.write_text('from rigl_jax import run_config\n'
+  path.write_text('from rigl_jax.training import config as run_config\n'
                   'def get_config(arg=""):\n'
                   '  return run_config.apply_arg(run_config.base_config(), arg)\n')
   assert run_config.load(f'{path}:seed=5').seed == 5

@@ -5,7 +5,7 @@ import math
 import jax.numpy as jnp
 import pytest
 
-from rigl_jax import schedules
+from rigl_jax.sparse import schedules
 
 
 def test_update_schedule_steps():

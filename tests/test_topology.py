@@ -10,8 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from rigl_jax import topology
-from rigl_jax import transforms
+from rigl_jax.sparse import topology
+from rigl_jax.sparse import transforms
 
 
 def test_top_k_mask_breaks_ties_towards_lower_index():

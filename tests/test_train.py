@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from rigl_jax import train
+from rigl_jax.training import loop as train
 from rigl_jax.data import device_feed
 from tests import fixtures
 

@@ -9,10 +9,10 @@ import optax
 import pytest
 
 from rigl_jax import get_sparsities
-from rigl_jax import methods
-from rigl_jax import schedules
+from rigl_jax.sparse import methods
+from rigl_jax.sparse import schedules
 from rigl_jax import TrainState
-from rigl_jax import transforms
+from rigl_jax.sparse import transforms
 
 OPTIMIZERS = {
     'momentum': lambda: optax.sgd(0.1, momentum=0.9),

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rigl_jax import tree_paths
+from rigl_jax.sparse import tree_paths
 
 PyTree = Any
 

@@ -12,10 +12,10 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from rigl_jax import masks as masks_lib
-from rigl_jax import schedules
-from rigl_jax import topology
-from rigl_jax.methods import base
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import schedules
+from rigl_jax.sparse import topology
+from rigl_jax.sparse.methods import base
 
 PyTree = Any
 

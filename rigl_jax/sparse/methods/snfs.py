@@ -12,10 +12,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from rigl_jax import masks as masks_lib
-from rigl_jax import topology
-from rigl_jax import tree_paths
-from rigl_jax.methods import drop_and_grow
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import topology
+from rigl_jax.sparse import tree_paths
+from rigl_jax.sparse.methods import drop_and_grow
 
 
 def allocate_proportionally(total: jax.Array, weights: jax.Array,

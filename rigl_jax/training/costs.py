@@ -20,7 +20,7 @@ inference FLOPs, and its training FLOPs on the 1x schedule.
 
 Prints the report of a config as JSON (no data set needed):
 
-  python -m rigl_jax.flops --config=configs/mnist_lenet300.py \
+  python -m rigl_jax.training.costs --config=configs/mnist_lenet300.py \
       --config.method=set --config.sparsity=0.95
 """
 
@@ -40,15 +40,15 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from rigl_jax import dataset_specs
+from rigl_jax.data import specs as dataset_specs
 from rigl_jax import errors
-from rigl_jax import experiment
-from rigl_jax import flop_counting
-from rigl_jax import masks as masks_lib
-from rigl_jax import methods
-from rigl_jax import run_config
-from rigl_jax import schedules
-from rigl_jax import tree_paths
+from rigl_jax.training import build as experiment
+from rigl_jax.training import flop_counting
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import methods
+from rigl_jax.training import config as run_config
+from rigl_jax.sparse import schedules
+from rigl_jax.sparse import tree_paths
 
 # Per-layer sparsities by parameter path; leaves absent from it are dense.
 Sparsities = Mapping[str, float]
@@ -347,7 +347,7 @@ def main(argv: list[str], config: ml_collections.ConfigDict) -> None:
     report = flops_report(config)
   except errors.RunError as e:
     # As rigl_jax.main: one readable line for a bad config.
-    print(f'rigl_jax.flops: {type(e).__name__}: {e}', file=sys.stderr)
+    print(f'rigl_jax.training.costs: {type(e).__name__}: {e}', file=sys.stderr)
     sys.exit(1)
   print(json.dumps(report, indent=2))
 

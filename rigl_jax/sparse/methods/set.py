@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from rigl_jax import masks as masks_lib
-from rigl_jax.methods import drop_and_grow
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse.methods import drop_and_grow
 
 
 @dataclasses.dataclass(frozen=True)

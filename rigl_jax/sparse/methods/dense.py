@@ -4,7 +4,7 @@ import dataclasses
 
 import jax
 
-from rigl_jax.methods import base
+from rigl_jax.sparse.methods import base
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``apply_gradients`` performs an optimizer step and, on the method's update
 steps, a topology update: chosen inside the compiled step with ``lax.cond``
 by default, or fixed when tracing by a loop that knows its step (as
-``rigl_jax.train`` does). The optimizer receives the masks and the training
+``rigl_jax.training.loop`` does). The optimizer receives the masks and the training
 step as extra arguments (see ``transforms``).
 """
 
@@ -13,11 +13,11 @@ from flax import struct
 import jax
 import optax
 
-from rigl_jax import masks as masks_lib
-from rigl_jax import methods as methods_lib
-from rigl_jax import topology
-from rigl_jax import topology_stats as topology_stats_lib
-from rigl_jax import transforms
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import methods as methods_lib
+from rigl_jax.sparse import topology
+from rigl_jax.sparse import topology_stats as topology_stats_lib
+from rigl_jax.sparse import transforms
 
 PyTree = Any
 

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import jax
 
-from rigl_jax import tree_paths
+from rigl_jax.sparse import tree_paths
 
 DISTRIBUTIONS = ('uniform', 'erdos_renyi', 'erk')
 

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import jax
 from jax.extend import core as jax_core
 
-from rigl_jax import tree_paths
+from rigl_jax.sparse import tree_paths
 
 # The state of a jaxpr variable: the parameter paths a parameter-derived value
 # comes from (an empty set for constants), or None for a data-dependent value.

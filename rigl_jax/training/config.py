@@ -15,13 +15,13 @@ from typing import Any, Optional
 
 import ml_collections
 
-from rigl_jax import dataset_specs
-from rigl_jax import distributions
+from rigl_jax.data import specs as dataset_specs
+from rigl_jax.sparse import distributions
 from rigl_jax import errors
-from rigl_jax import methods
+from rigl_jax.sparse import methods
 from rigl_jax import models
-from rigl_jax import schedules
-from rigl_jax.methods import drop_and_grow
+from rigl_jax.sparse import schedules
+from rigl_jax.sparse.methods import drop_and_grow
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
 LR_SCHEDULES = ('constant', 'piecewise', 'cosine')

@@ -12,13 +12,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from rigl_jax import dataset_specs
-from rigl_jax import distributions
+from rigl_jax.data import specs as dataset_specs
+from rigl_jax.sparse import distributions
 from rigl_jax import errors
-from rigl_jax import masks as masks_lib
+from rigl_jax.sparse import masks as masks_lib
 from rigl_jax import models
-from rigl_jax import run_config
-from rigl_jax.methods import small_dense
+from rigl_jax.training import config as run_config
+from rigl_jax.sparse.methods import small_dense
 
 
 def dummy_inputs(spec: dataset_specs.DatasetSpec,

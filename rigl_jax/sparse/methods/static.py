@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from rigl_jax.methods import base
+from rigl_jax.sparse.methods import base
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import jax
 
-from rigl_jax import masks as masks_lib
+from rigl_jax.sparse import masks as masks_lib
 
 PyTree = Any
 

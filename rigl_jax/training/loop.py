@@ -27,21 +27,21 @@ import ml_collections
 import numpy as np
 
 from rigl_jax import data
-from rigl_jax import dataset_specs
+from rigl_jax.data import specs as dataset_specs
 from rigl_jax.data import device_feed
 from rigl_jax import errors
-from rigl_jax import experiment
-from rigl_jax import flops
-from rigl_jax import masks as masks_lib
-from rigl_jax import methods
-from rigl_jax import metric_writer
-from rigl_jax import optimizers
-from rigl_jax import progress as progress_lib
-from rigl_jax import run_config
-from rigl_jax import steps
-from rigl_jax import train_checkpoints
-from rigl_jax import train_preemption
-from rigl_jax import train_state as train_state_lib
+from rigl_jax.training import build as experiment
+from rigl_jax.training import costs as flops
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import methods
+from rigl_jax.training import metric_writer
+from rigl_jax.training import optimizers
+from rigl_jax.training import progress as progress_lib
+from rigl_jax.training import config as run_config
+from rigl_jax.training import steps
+from rigl_jax.training import checkpoints as train_checkpoints
+from rigl_jax.training import preemption as train_preemption
+from rigl_jax.sparse import train_state as train_state_lib
 
 DATA_AXIS = 'data'
 
@@ -278,7 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """Trains and evaluates ``config``, resuming from ``workdir`` if possible.
 
   Args:
-    config: a run config (see ``rigl_jax.run_config.base_config``).
+    config: a run config (see ``rigl_jax.training.config.base_config``).
     workdir: where checkpoints, TensorBoard events and results.json go.
 
   Returns:

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rigl_jax import train_state as train_state_lib
-from rigl_jax import tree_paths
+from rigl_jax.sparse import train_state as train_state_lib
+from rigl_jax.sparse import tree_paths
 
 Batch = dict[str, jax.Array]
 TrainState = train_state_lib.TrainState

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rigl_jax import topology
-from rigl_jax import tree_paths
+from rigl_jax.sparse import topology
+from rigl_jax.sparse import tree_paths
 
 PyTree = Any
 

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Callable
 
-from rigl_jax.methods import dense
+from rigl_jax.sparse.methods import dense
 
 
 @dataclasses.dataclass(frozen=True)

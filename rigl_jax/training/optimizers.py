@@ -4,7 +4,7 @@ import jax
 import ml_collections
 import optax
 
-from rigl_jax import transforms
+from rigl_jax.sparse import transforms
 
 
 def learning_rate_schedule(

@@ -13,7 +13,7 @@ from typing import Union
 import jax.numpy as jnp
 import optax
 
-from rigl_jax import masks as masks_lib
+from rigl_jax.sparse import masks as masks_lib
 
 
 def mask_updates() -> optax.GradientTransformationExtraArgs:

@@ -10,10 +10,10 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from rigl_jax import masks as masks_lib
-from rigl_jax import schedules
-from rigl_jax import topology
-from rigl_jax.methods import base
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import schedules
+from rigl_jax.sparse import topology
+from rigl_jax.sparse.methods import base
 
 
 @dataclasses.dataclass(frozen=True)

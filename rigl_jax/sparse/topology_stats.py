@@ -12,8 +12,8 @@ from flax import struct
 import jax
 import jax.numpy as jnp
 
-from rigl_jax import masks as masks_lib
-from rigl_jax import topology
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import topology
 
 PyTree = Any
 

@@ -2,15 +2,15 @@
 
 from typing import Any
 
-from rigl_jax.methods import base
-from rigl_jax.methods import dense
-from rigl_jax.methods import pruning
-from rigl_jax.methods import rigl
-from rigl_jax.methods import set as set_lib
-from rigl_jax.methods import small_dense
-from rigl_jax.methods import snfs
-from rigl_jax.methods import snip
-from rigl_jax.methods import static
+from rigl_jax.sparse.methods import base
+from rigl_jax.sparse.methods import dense
+from rigl_jax.sparse.methods import pruning
+from rigl_jax.sparse.methods import rigl
+from rigl_jax.sparse.methods import set as set_lib
+from rigl_jax.sparse.methods import small_dense
+from rigl_jax.sparse.methods import snfs
+from rigl_jax.sparse.methods import snip
+from rigl_jax.sparse.methods import static
 
 SparseMethod = base.SparseMethod
 

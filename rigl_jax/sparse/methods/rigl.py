@@ -4,8 +4,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from rigl_jax import masks as masks_lib
-from rigl_jax.methods import drop_and_grow
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse.methods import drop_and_grow
 
 
 @dataclasses.dataclass(frozen=True)
