@@ -64,27 +64,6 @@ class Bench:
     return call
 
 
-def random_batch(setup: train.Setup, batch_size: int,
-                 sharding: jax.sharding.Sharding,
-                 rng: np.random.Generator) -> dict[str, jax.Array]:
-  """A batch of the pipeline's shapes and dtypes with random values.
-
-  Integer features are drawn below 256 (pixels, bytes) and labels below the
-  number of classes; weights are 1.
-  """
-  batch = {}
-  for key, shape in data.batch_shapes(setup.run.dataset, batch_size).items():
-    high = setup.spec.num_classes if key == 'labels' else 256
-    if key == 'weights':
-      batch[key] = np.ones(shape.shape, shape.dtype)
-    elif key == 'length':  # Language-model windows: full length.
-      batch[key] = np.full(shape.shape, setup.run.dataset.sequence_length + 1,
-                           shape.dtype)
-    else:
-      batch[key] = rng.integers(0, high, shape.shape).astype(shape.dtype)
-  return {k: jax.device_put(v, sharding) for k, v in batch.items()}
-
-
 def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
   """The compiled steps of ``config_path`` with ``method`` and ``overrides``.
 
@@ -100,8 +79,10 @@ def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
       shardings.batch)
   compiled = train.compile_steps(setup, shardings, feed)
   state = compiled.init_state(jax.random.PRNGKey(0))
-  batch = random_batch(setup, setup.run.batch_size, shardings.batch,
-                       np.random.default_rng(0))
+  batch = jax.device_put(
+      data.random_batch(setup.run.dataset, setup.run.batch_size,
+                        setup.spec.num_classes, np.random.default_rng(0)),
+      shardings.batch)
   return Bench(method, setup.run, setup, compiled, state, batch,
                compiled.train[False], compiled.train.get(True))
 

@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 from typing import Any
+import zipfile
 
 import numpy as np
 from PIL import Image
@@ -125,3 +126,64 @@ def read_scalars(workdir: str) -> dict[str, dict[int, float]]:
         if value.HasField('simple_value'):
           scalars.setdefault(value.tag, {})[event.step] = value.simple_value
   return scalars
+
+
+# CIFAR-10 stand-in: class folders written in this (unsorted) order; labels
+# follow the sorted names. Each class is one flat colour.
+CIFAR10_CLASSES = ('truck', 'airplane', 'ship', 'automobile', 'bird', 'cat',
+                   'deer', 'dog', 'frog', 'horse')
+CIFAR10_COUNTS = {'train': 3, 'test': 2}
+
+
+def cifar10_color(label: int) -> np.ndarray:
+  return np.array([25 * label, 250 - 25 * label, 128], np.uint8)
+
+
+def write_zip(path, entries: dict[str, bytes]) -> None:
+  with zipfile.ZipFile(path, 'w') as archive:
+    for name, data in entries.items():
+      archive.writestr(name, data)
+
+
+def cifar10_entries() -> dict[str, bytes]:
+  """{train,test}/<class>/NNNN.jpg of one colour per class."""
+  entries = {}
+  for split, count in CIFAR10_COUNTS.items():
+    for name in CIFAR10_CLASSES:
+      image = np.broadcast_to(
+          cifar10_color(sorted(CIFAR10_CLASSES).index(name)), (32, 32, 3))
+      for i in range(count):
+        entries[f'{split}/{name}/{i:04d}.jpg'] = jpeg(image, 100)
+  return entries
+
+
+def write_cifar10_zip(directory) -> str:
+  """A small cifar10-jpg.zip in ``directory``; returns the directory."""
+  write_zip(os.path.join(directory, 'cifar10-jpg.zip'), cifar10_entries())
+  return str(directory)
+
+
+def imagenet_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
+  """Records of random JPEGs of random sizes, as TFDS's data source holds."""
+  rng = np.random.default_rng(seed)
+  return [{'image': jpeg(rng.integers(
+      0, 256, (int(rng.integers(24, 80)), int(rng.integers(24, 80)), 3))),
+           'label': np.int64(rng.integers(0, 1000))} for _ in range(n)]
+
+
+# WikiText-103 stand-in: split -> text.
+WIKITEXT = {
+    'train': ' = Valkyria Chronicles = \n \n Senjō no Valkyria 3 . \r\n' * 6,
+    'validation': ' = Robert Boulter = \n \n An English actor . \n' * 2,
+    'test': ' = Test = \n',
+}
+
+
+def write_wikitext(directory, members=None) -> str:
+  """wikitext-103-raw-v1.zip of ``WIKITEXT`` (or ``members``); its path."""
+  from rigl_jax.data import wikitext103  # pylint: disable=g-import-not-at-top
+  path = os.path.join(directory, wikitext103.ARCHIVE)
+  members = members or {wikitext103.MEMBERS[s]: text.encode('utf-8')
+                        for s, text in WIKITEXT.items()}
+  write_zip(path, members)
+  return path

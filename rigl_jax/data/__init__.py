@@ -66,3 +66,23 @@ def batch_shapes(dataset_config: Any,
 
 def is_in_memory(name: str) -> bool:
   return dataset_module(name).IN_MEMORY
+
+
+def random_batch(dataset_config: Any, batch_size: int, num_classes: int,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+  """A batch of the pipeline's shapes and dtypes with random values.
+
+  For benchmarks and tests: integer features below 256 (pixels, bytes),
+  labels below ``num_classes``, full-length text windows, weights 1.
+  """
+  batch = {}
+  for key, shape in batch_shapes(dataset_config, batch_size).items():
+    if key == 'weights':
+      batch[key] = np.ones(shape.shape, shape.dtype)
+    elif key == 'length':
+      batch[key] = np.full(shape.shape, dataset_config.sequence_length + 1,
+                           shape.dtype)
+    else:
+      high = num_classes if key == 'labels' else 256
+      batch[key] = rng.integers(0, high, shape.shape).astype(shape.dtype)
+  return batch

@@ -38,6 +38,11 @@ DISPLAY_NAMES: dict[str, str] = {
 }
 
 
+def display_name(name: str) -> str:
+  """The paper's name of the method ``name`` (the name itself if unknown)."""
+  return DISPLAY_NAMES.get(name, name)
+
+
 def get_method_class(name: str) -> type[base.SparseMethod]:
   """The class registered under ``name``."""
   if name not in METHODS:

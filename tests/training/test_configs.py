@@ -9,9 +9,6 @@ from rigl_jax.sparse import methods
 from rigl_jax.training import config as run_config
 from rigl_jax.training import loop as train
 from tests import fixtures
-from tests import test_data_cifar10
-from tests import test_data_imagenet
-from tests import test_data_lm
 
 CONFIG_DIR = os.path.join(fixtures.REPO_ROOT, 'configs')
 CONFIGS = sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
@@ -65,15 +62,15 @@ def data_for(name, tmp_path, mnist_dir, monkeypatch):
   directory = tmp_path / 'data'
   directory.mkdir()
   if name == 'wikitext103_gru':
-    test_data_lm.write_wikitext(str(directory))
+    fixtures.write_wikitext(str(directory))
   elif name == 'cifar10_wrn22_2':
-    test_data_cifar10.write_zip(directory / 'cifar10-jpg.zip',
-                                test_data_cifar10.fixture_entries())
+    fixtures.write_zip(directory / 'cifar10-jpg.zip',
+                                fixtures.cifar10_entries())
   else:  # ImageNet: random JPEGs where TFDS's data source would be.
     from rigl_jax.data import tfds_source  # pylint: disable=g-import-not-at-top
     monkeypatch.setattr(
         tfds_source, 'data_source',
-        lambda name, split, *args, **kwargs: test_data_imagenet.random_source(
+        lambda name, split, *args, **kwargs: fixtures.imagenet_records(
             16))
     return {}
   return {'dataset.local_dir': str(directory)}

@@ -185,29 +185,3 @@ def test_registry_builds_from_config_and_rejects_unknown_methods():
   config.method = 'lottery'
   with pytest.raises(ValueError, match='method must be one of'):
     methods.from_config(config)
-
-
-def test_rigl_update_step_of_a_real_model_grows_the_largest_gradients():
-  """Through the compiled LeNet update step, not a constructed example."""
-  from benchmarks import harness  # pylint: disable=g-import-not-at-top
-  from rigl_jax.training import steps  # pylint: disable=g-import-not-at-top
-  bench = harness.build('configs/mnist_lenet300.py', 'rigl',
-                        {'sparsity': 0.98, 'batch_size': 16})
-  inputs = bench.setup.preprocess(bench.batch, None, True)['inputs']
-
-  def loss(params):
-    logits, _ = steps.apply_model(bench.setup.model, params, None, inputs,
-                                  train=True)
-    return jnp.mean(steps.cross_entropy(logits, bench.batch['labels'], 0.0))
-
-  grads = jax.grad(loss)(bench.state.params)
-  old_masks = bench.state.masks
-  new_state, _ = bench.update_step(bench.fresh_state(), bench.empty_metrics(),
-                                   bench.batch)
-  for layer in ('Dense_0', 'Dense_1', 'Dense_2'):
-    old = np.asarray(old_masks[layer]['kernel'])
-    new = np.asarray(new_state.masks[layer]['kernel'])
-    score = np.abs(np.asarray(grads[layer]['kernel']))
-    grown, passed_over = new & ~old, ~new & ~old
-    assert grown.sum() > 0
-    assert score[grown].min() >= score[passed_over].max() * (1 - 1e-4)

@@ -1,4 +1,4 @@
-"""The report tool on fabricated results.json files."""
+"""Tables and plots of runs, on fabricated results.json files."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from scripts import report
+from rigl_jax import reports
 
 
 def write_results(directory, name, method, sparsity, distribution, seed,
@@ -40,14 +40,13 @@ def sweep(tmp_path):
 
 
 def test_means_stds_and_layout(sweep, tmp_path):
-  text = report.write_report([str(sweep)], str(tmp_path / 'out'))
+  text = reports.write_report([str(sweep)], str(tmp_path / 'out'))
   lines = text.splitlines()
   assert lines[0] == ('| Method | Top-1 accuracy (%) @ 0.9 | FLOPs (Train) @ 0.9 '
                       '| FLOPs (Test) @ 0.9 | Top-1 accuracy (%) @ 0.95 | '
                       'FLOPs (Train) @ 0.95 | FLOPs (Test) @ 0.95 |')
   rows = {line.split(' | ')[0][2:]: line for line in lines[2:]}
-  assert list(rows) == ['Dense', 'Static (uniform)', 'RigL (ERK)',
-                        'RigL 5x (ERK)']
+  assert list(rows) == ['Dense', 'Static', 'RigL (ERK)', 'RigL 5x (ERK)']
   dense_std = statistics.stdev([98.0, 97.0, 96.0])
   # Dense has no sparsity: its numbers fill every sparsity group.
   assert rows['Dense'] == (
@@ -57,7 +56,7 @@ def test_means_stds_and_layout(sweep, tmp_path):
   assert rows['RigL (ERK)'] == (
       f'| RigL (ERK) | 94.00 ± {rigl_std:.2f} (2) | 0.20x | 0.10x | '
       '90.00 ± 0.00 (1) | 0.10x | 0.05x |')
-  assert rows['Static (uniform)'].endswith('| - | - | - |')
+  assert rows['Static'].endswith('| - | - | - |')
   out = tmp_path / 'out'
   assert sorted(os.listdir(out)) == ['metric_vs_sparsity.png',
                                      'metric_vs_train_flops.png', 'table.md']
@@ -75,11 +74,11 @@ def test_language_model_metric_is_bits_per_char(tmp_path):
       'eval': {'accuracy': 0.5, 'loss': 1.0, 'bits_per_char': 1.4427},
       'flops': {'train_flops_ratio': 0.3, 'inference_flops_ratio': 0.25},
   }))
-  text = report.write_report([str(tmp_path / 'lm')], str(tmp_path / 'out'))
+  text = reports.write_report([str(tmp_path / 'lm')], str(tmp_path / 'out'))
   assert 'bits_per_char @ 0.75' in text
-  assert '| RigL (uniform) | 1.443 ± 0.000 (1) | 0.30x | 0.25x |' in text
+  assert '| RigL | 1.443 ± 0.000 (1) | 0.30x | 0.25x |' in text
 
 
 def test_no_results_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='no results.json'):
-    report.write_report([str(tmp_path)], str(tmp_path / 'out'))
+    reports.write_report([str(tmp_path)], str(tmp_path / 'out'))

@@ -1,6 +1,5 @@
 """CIFAR-10: the offline JPEG zip, TFDS, device augmentation, the pipeline."""
 
-import zipfile
 
 import jax
 import numpy as np
@@ -12,32 +11,11 @@ from rigl_jax.training import config as run_config
 from rigl_jax.data import cifar10
 from tests import fixtures
 
-# Written in this (unsorted) order; labels follow the sorted names.
-CLASSES = ('truck', 'airplane', 'ship', 'automobile', 'bird', 'cat', 'deer',
-           'dog', 'frog', 'horse')
-COUNTS = {'train': 3, 'test': 2}
-
-
-def color(label: int) -> np.ndarray:
-  return np.array([25 * label, 250 - 25 * label, 128], np.uint8)
-
-
-def write_zip(path, entries: dict[str, bytes]) -> None:
-  with zipfile.ZipFile(path, 'w') as archive:
-    for name, data in entries.items():
-      archive.writestr(name, data)
-
-
-def fixture_entries() -> dict[str, bytes]:
-  """{train,test}/<class>/NNNN.jpg of one colour per class."""
-  entries = {}
-  for split, count in COUNTS.items():
-    for name in CLASSES:
-      image = np.broadcast_to(color(sorted(CLASSES).index(name)),
-                              (32, 32, 3))
-      for i in range(count):
-        entries[f'{split}/{name}/{i:04d}.jpg'] = fixtures.jpeg(image, 100)
-  return entries
+CLASSES = fixtures.CIFAR10_CLASSES
+COUNTS = fixtures.CIFAR10_COUNTS
+color = fixtures.cifar10_color
+write_zip = fixtures.write_zip
+fixture_entries = fixtures.cifar10_entries
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from tests import fixtures
-from tests import test_data_cifar10
 
 _BLOCKED = ('tensorflow', 'tensorflow_datasets')
 # None in sys.modules makes `import name` raise ModuleNotFoundError, and
@@ -72,8 +71,8 @@ def test_main_job_with_tensorflow_blocked(tmp_path, mnist_dir):
 def test_cifar10_smoke_job_with_tensorflow_blocked(tmp_path):
   local_dir = tmp_path / 'cifar10'
   local_dir.mkdir()
-  test_data_cifar10.write_zip(local_dir / 'cifar10-jpg.zip',
-                              test_data_cifar10.fixture_entries())
+  fixtures.write_zip(local_dir / 'cifar10-jpg.zip',
+                              fixtures.cifar10_entries())
   results = run_blocked(str(tmp_path / 'run'),
                         'configs/cifar10_wrn22_2.py:smoke',
                         {'dataset.local_dir': str(local_dir)})

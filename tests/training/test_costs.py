@@ -308,15 +308,16 @@ def test_table_layout(tmp_path):
                  f'--results={results}'])
   assert result.returncode == 0, result.stderr
   lines = result.stdout.strip().splitlines()
-  assert lines[0] == ('| Method | S=0.8 Accuracy | S=0.8 FLOPs (Train) | '
-                      'S=0.8 FLOPs (Test) | S=0.9 Accuracy | '
-                      'S=0.9 FLOPs (Train) | S=0.9 FLOPs (Test) |')
+  assert lines[0] == ('| Method | Top-1 accuracy (%) @ 0.8 | '
+                      'FLOPs (Train) @ 0.8 | FLOPs (Test) @ 0.8 | '
+                      'Top-1 accuracy (%) @ 0.9 | FLOPs (Train) @ 0.9 | '
+                      'FLOPs (Test) @ 0.9 |')
   assert lines[1] == '|:---|---:|---:|---:|---:|---:|---:|'
   labels = [line.split(' | ')[0][2:] for line in lines[2:8]]
   assert labels == ['Dense', 'Dense 5x', 'RigL', 'RigL 5x', 'RigL (ERK)',
                     'RigL 5x (ERK)']
   assert lines[2] == ('| Dense | - | 1.00x | 1.00x | - | 1.00x | 1.00x |')
   assert lines[3].startswith('| Dense 5x | - | 5.00x | 1.00x |')
-  assert lines[6] == ('| RigL (ERK) | - | 0.20x | 0.20x | 98.33 | 0.10x | '
-                      '0.10x |')
+  assert lines[6] == ('| RigL (ERK) | - | 0.20x | 0.20x | 98.33 ± 0.00 (1) | '
+                      '0.10x | 0.10x |')
   assert lines[-1].startswith('Dense (1x): 1.92e+12 training FLOPs')

@@ -21,11 +21,7 @@ def config(**overrides):
 
 
 def random_source(n=NUM_EXAMPLES, seed=0):
-  """Records of random JPEGs of random sizes, as the TFDS source holds."""
-  rng = np.random.default_rng(seed)
-  return [{'image': fixtures.jpeg(rng.integers(
-      0, 256, (int(rng.integers(24, 80)), int(rng.integers(24, 80)), 3))),
-           'label': np.int64(rng.integers(0, 1000))} for _ in range(n)]
+  return fixtures.imagenet_records(n, seed)
 
 
 def create(process_index=0, process_count=1, **overrides):

@@ -199,21 +199,8 @@ def test_bad_sequence_lengths_name_the_config_key(text_dir, length, message):
         process_index=0, process_count=1)
 
 
-WIKI = {
-    'train': ' = Valkyria Chronicles = \n \n Senjō no Valkyria 3 . \r\n' * 6,
-    'validation': ' = Robert Boulter = \n \n An English actor . \n' * 2,
-    'test': ' = Test = \n',
-}
-
-
-def write_wikitext(directory, members=None) -> str:
-  path = os.path.join(directory, wikitext103.ARCHIVE)
-  members = members or {wikitext103.MEMBERS[s]: text.encode('utf-8')
-                        for s, text in WIKI.items()}
-  with zipfile.ZipFile(path, 'w') as archive:
-    for name, data in members.items():
-      archive.writestr(name, data)
-  return path
+WIKI = fixtures.WIKITEXT
+write_wikitext = fixtures.write_wikitext
 
 
 def test_wikitext_builds_offline_from_the_zip(tmp_path, tfds_can_build):

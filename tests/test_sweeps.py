@@ -94,11 +94,11 @@ def test_parallel_runs_share_the_accelerator_and_survive_a_failure(
 
 
 def test_each_parallel_run_gets_its_share_of_device_memory(monkeypatch):
-  from scripts import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  from rigl_jax import sweeps  # pylint: disable=g-import-not-at-top
   monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION', raising=False)
-  assert sweep_lib.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
+  assert sweeps.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
       '0.225')
-  assert 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in sweep_lib.run_environment(1)
+  assert 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in sweeps.run_environment(1)
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.5')
-  assert sweep_lib.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
+  assert sweeps.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
       '0.5')

@@ -1,0 +1,330 @@
+"""Tables and plots of runs in the RigL paper's layouts (Table 2, Figure 2).
+
+A table maps a row label ('RigL 5x (ERK)') to a cell per sparsity; dense
+rows sit at sparsity 0 and fill every sparsity group. A cell holds the
+training and inference FLOPs relative to the dense model and the metric of
+each run (seed) that belongs to it. ``scripts/report.py`` builds tables from
+the results.json files of a sweep, ``scripts/flops_table.py`` from a
+config's FLOPs reports (with metrics from finished runs, if given).
+"""
+
+import collections
+import copy
+import dataclasses
+import glob
+import json
+import os
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import ml_collections
+
+from rigl_jax.sparse import methods
+from rigl_jax.training import costs
+
+# Metrics where lower is better; the others are accuracies.
+LOWER_IS_BETTER = ('bits_per_char', 'loss')
+_DISTRIBUTION_SUFFIXES = {'uniform': '', 'erk': ' (ERK)',
+                          'erdos_renyi': ' (ER)'}
+_DENSE_METHODS = ('dense', 'small_dense')
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One method variant at one sparsity."""
+  train_flops_ratio: float
+  inference_flops_ratio: float
+  metric: tuple[float, ...] = ()  # One value per run.
+
+  @property
+  def mean(self) -> float:
+    return statistics.fmean(self.metric)
+
+  @property
+  def std(self) -> float:
+    """Sample standard deviation; 0 for a single run."""
+    return statistics.stdev(self.metric) if len(self.metric) > 1 else 0.0
+
+
+Table = dict[str, dict[float, Cell]]
+
+
+def row_label(method: str, distribution: Optional[str],
+              multiplier: float) -> str:
+  """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'RigL 5x (ERK)'.
+
+  Uniform is the unmarked distribution; dense methods have none.
+  """
+  label = methods.display_name(method)
+  if multiplier != 1:
+    label += f' {multiplier:g}x'
+  if method not in _DENSE_METHODS and distribution:
+    label += _DISTRIBUTION_SUFFIXES.get(distribution, f' ({distribution})')
+  return label
+
+
+def _method_order(label_and_method: tuple[str, str]) -> tuple[int, str]:
+  label, method = label_and_method
+  order = list(methods.METHODS)
+  return (order.index(method) if method in order else len(order), label)
+
+
+# ---------------------------------------------------------------------------
+# From results.json files.
+
+
+def find_results(paths: Sequence[str]) -> list[str]:
+  """results.json files: the given files and those under given directories."""
+  files = []
+  for path in paths:
+    if os.path.isdir(path):
+      files += glob.glob(os.path.join(path, '**', 'results.json'),
+                         recursive=True)
+    else:
+      files += glob.glob(path) or [path]
+  if not files:
+    raise FileNotFoundError(f'no results.json under {list(paths)}')
+  return sorted(files)
+
+
+def load_results(paths: Sequence[str]) -> list[dict[str, Any]]:
+  contents = []
+  for path in find_results(paths):
+    with open(path, encoding='utf-8') as f:
+      contents.append(json.load(f))
+  return contents
+
+
+def default_metric(results: Sequence[dict[str, Any]]) -> str:
+  """bits_per_char for language models, else accuracy."""
+  return ('bits_per_char' if all('bits_per_char' in r['eval']
+                                 for r in results) else 'accuracy')
+
+
+def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
+  """(row label, sparsity) of a run's config; dense runs at sparsity 0."""
+  method = config['method']
+  dense = method in _DENSE_METHODS
+  return (row_label(method, None if dense else config['distribution'],
+                    float(config['training_multiplier'])),
+          0.0 if method == 'dense' else float(config['sparsity']))
+
+
+def table_from_results(results: Sequence[dict[str, Any]],
+                       metric: str) -> Table:
+  """Runs of the same row and sparsity (seeds) share a cell."""
+  buckets = collections.defaultdict(list)
+  method_of = {}
+  for run in results:
+    if metric not in run['eval']:
+      raise ValueError(f'a run has no eval metric {metric!r}; it has '
+                       f'{sorted(run["eval"])}')
+    key = cell_key(run['config'])
+    buckets[key].append(run)
+    method_of[key[0]] = run['config']['method']
+  table: Table = {}
+  for label, _ in sorted(method_of.items(), key=_method_order):
+    table[label] = {
+        sparsity: Cell(
+            statistics.fmean(r['flops']['train_flops_ratio'] for r in runs),
+            statistics.fmean(r['flops']['inference_flops_ratio']
+                             for r in runs),
+            tuple(float(r['eval'][metric]) for r in runs))
+        for (row, sparsity), runs in sorted(buckets.items()) if row == label}
+  return table
+
+
+# ---------------------------------------------------------------------------
+# From a config's FLOPs reports.
+
+
+def _with(config: ml_collections.ConfigDict,
+          **values: Any) -> ml_collections.ConfigDict:
+  config = copy.deepcopy(config)
+  for key, value in values.items():
+    config[key] = value
+  return config
+
+
+def flops_table(config: ml_collections.ConfigDict, method_names: Sequence[str],
+                sparsities: Sequence[float], distributions: Sequence[str],
+                multipliers: Sequence[float],
+                results: Sequence[dict[str, Any]] = (),
+                metric: str = 'accuracy') -> Table:
+  """Rows of every method variant, FLOPs from ``costs.flops_report``.
+
+  Runs in ``results`` whose config has a cell's method, sparsity,
+  distribution and multiplier give that cell its metric values.
+  """
+  for name in method_names:
+    methods.get_method_class(name)  # A clear error for a typo.
+  by_cell = collections.defaultdict(list)
+  for run in results:
+    by_cell[cell_key(run['config'])].append(float(run['eval'][metric]))
+  table: Table = {}
+  for name in method_names:
+    dense = name == 'dense'
+    for distribution in distributions[:1] if dense else distributions:
+      for multiplier in multipliers:
+        cells = {}
+        for sparsity in (0.0,) if dense else sparsities:
+          run = {'method': name, 'sparsity': sparsity,
+                 'distribution': distribution,
+                 'training_multiplier': multiplier}
+          report = costs.flops_report(_with(config, **run))
+          cells[sparsity] = Cell(report['train_flops_ratio'],
+                                 report['inference_flops_ratio'],
+                                 tuple(by_cell.get(cell_key(run), ())))
+        table[row_label(name, distribution, multiplier)] = cells
+  return table
+
+
+def dense_reference(config: ml_collections.ConfigDict) -> str:
+  """The absolute FLOPs that the ratios divide by, as one line."""
+  report = costs.flops_report(_with(config, method='dense',
+                                    training_multiplier=1.0))
+  return (f'Dense (1x): {report["dense_train_flops"]:.3g} training FLOPs, '
+          f'{report["dense_inference_flops"]:.3g} FLOPs per test example.')
+
+
+# ---------------------------------------------------------------------------
+# Markdown.
+
+
+def _format_metric(cell: Optional[Cell], metric: str) -> str:
+  if cell is None or not cell.metric:
+    return '-'
+  scale, digits = (100.0, 2) if metric == 'accuracy' else (1.0, 3)
+  return (f'{cell.mean * scale:.{digits}f} ± {cell.std * scale:.{digits}f} '
+          f'({len(cell.metric)})')
+
+
+def metric_title(metric: str) -> str:
+  return 'Top-1 accuracy (%)' if metric == 'accuracy' else metric
+
+
+def markdown_table(table: Table, metric: Optional[str],
+                   sparsities: Optional[Sequence[float]] = None) -> str:
+  """The paper's Table 2: per sparsity the metric (if any) and FLOPs ratios.
+
+  Args:
+    table: rows of cells.
+    metric: the metric's name, or None for FLOPs columns only.
+    sparsities: the column groups (default: every sparsity in the table).
+  """
+  if sparsities is None:
+    sparsities = sorted({s for cells in table.values() for s in cells
+                         if s > 0})
+  columns = ([metric_title(metric)] if metric else []) + [
+      'FLOPs (Train)', 'FLOPs (Test)']
+  header = ['Method'] + [f'{column} @ {s:g}' for s in sparsities
+                         for column in columns]
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '|'.join([':---'] + ['---:'] * (len(header) - 1)) + '|']
+  for label, cells in table.items():
+    row = [label]
+    for sparsity in sparsities:
+      # Dense models have no sparsity: the same numbers in every group.
+      cell = cells.get(sparsity, cells.get(0.0))
+      if metric:
+        row.append(_format_metric(cell, metric))
+      row += (['-', '-'] if cell is None else
+              [f'{cell.train_flops_ratio:.2f}x',
+               f'{cell.inference_flops_ratio:.2f}x'])
+    lines.append('| ' + ' | '.join(row) + ' |')
+  return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Plots (matplotlib: the ``plots`` extra).
+
+
+def pyplot() -> Optional[Any]:
+  """matplotlib's pyplot on a file backend, or None without the extra."""
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def _row_colors(plt, table: Table) -> dict[str, Any]:
+  """One color per row, the same in every plot of a report."""
+  cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  return {label: cycle[i % len(cycle)] for i, label in enumerate(table)}
+
+
+def plot_metric_vs_sparsity(plt, table: Table, metric: str, path: str,
+                            title: str) -> None:
+  figure, axes = plt.subplots(figsize=(7, 4.5))
+  colors = _row_colors(plt, table)
+  sparsities = sorted({s for cells in table.values() for s in cells if s > 0})
+  for label, cells in table.items():
+    if set(cells) == {0.0}:  # Dense: a horizontal reference line.
+      axes.axhline(cells[0.0].mean, color=colors[label], linestyle='--',
+                   linewidth=1, label=label)
+      continue
+    xs = [s for s in sparsities if s in cells]
+    axes.errorbar(xs, [cells[s].mean for s in xs],
+                  yerr=[cells[s].std for s in xs], marker='o', capsize=3,
+                  color=colors[label], label=label)
+  axes.set_xlabel('sparsity')
+  axes.set_ylabel(metric)
+  axes.set_title(title or f'{metric} vs sparsity')
+  axes.grid(alpha=0.3)
+  axes.legend(fontsize=8, ncol=2)
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)
+
+
+def plot_metric_vs_train_flops(plt, table: Table, metric: str, path: str,
+                               title: str) -> None:
+  figure, axes = plt.subplots(figsize=(7, 4.5))
+  colors = _row_colors(plt, table)
+  for label, cells in table.items():
+    items = sorted(cells.values(), key=lambda cell: cell.train_flops_ratio)
+    axes.errorbar([c.train_flops_ratio for c in items],
+                  [c.mean for c in items], yerr=[c.std for c in items],
+                  marker='o', capsize=3, color=colors[label], label=label)
+  axes.set_xscale('log')
+  axes.set_xlabel('training FLOPs relative to dense (log scale)')
+  axes.set_ylabel(metric)
+  axes.set_title(title or f'{metric} vs training FLOPs')
+  axes.grid(alpha=0.3, which='both')
+  axes.legend(fontsize=8, ncol=2)
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)
+
+
+def write_report(paths: Sequence[str], output_dir: str, metric: str = '',
+                 title: str = '') -> str:
+  """Writes table.md and (with matplotlib) the plots; returns the table."""
+  results = load_results(paths)
+  metric = metric or default_metric(results)
+  table = table_from_results(results, metric)
+  os.makedirs(output_dir, exist_ok=True)
+  better = 'lower' if metric in LOWER_IS_BETTER else 'higher'
+  text = markdown_table(table, metric)
+  with open(os.path.join(output_dir, 'table.md'), 'w') as f:
+    if title:
+      f.write(f'## {title}\n\n')
+    f.write(f'{metric}: mean ± sample std over seeds (number of runs); '
+            f'{better} is better. FLOPs relative to the dense model (train: '
+            'dense at the 1x schedule).\n\n' + text + '\n')
+  plt = pyplot()
+  if plt is None:
+    print("Plots skipped: matplotlib is not installed (pip install -e "
+          "'.[plots]').")
+    return text
+  plot_metric_vs_sparsity(plt, table, metric,
+                          os.path.join(output_dir, 'metric_vs_sparsity.png'),
+                          title)
+  plot_metric_vs_train_flops(
+      plt, table, metric,
+      os.path.join(output_dir, 'metric_vs_train_flops.png'), title)
+  return text

@@ -1,0 +1,134 @@
+"""Sweeps: experiment files expanded into runs, and running them.
+
+An experiment file (``experiments/*.py``) defines ``CONFIG`` (a config path)
+and ``runs()``, a list of dicts of config overrides (a run's 'config' key
+replaces ``CONFIG``). Every run gets its own workdir under a root, named by
+its overrides. ``scripts/sweep.py`` is the command line.
+"""
+
+from concurrent import futures
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+def load_experiment(path: str) -> tuple[str, list[dict[str, Any]]]:
+  """The default config and the list of runs of an experiment file."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path}: experiment file not found')
+  spec = importlib.util.spec_from_file_location('experiment', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for name in ('CONFIG', 'runs'):
+    if not hasattr(module, name):
+      raise ValueError(f'{path}: an experiment defines CONFIG and runs()')
+  return module.CONFIG, list(module.runs())
+
+
+def _format(value: Any) -> str:
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, (tuple, list)):
+    return repr(tuple(value))
+  return str(value)
+
+
+def run_name(overrides: dict[str, Any]) -> str:
+  """A directory name from a run's own overrides, e.g. method=rigl,sparsity=0.9."""
+  parts = [f'{k}={_format(v)}' for k, v in overrides.items() if k != 'config']
+  if 'config' in overrides:
+    parts.insert(0, os.path.splitext(os.path.basename(overrides['config']))[0])
+  return ','.join(parts).replace('/', '_').replace(' ', '') or 'default'
+
+
+def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
+  result = {}
+  for pair in pairs:
+    key, sep, value = pair.partition('=')
+    if not sep:
+      raise ValueError(f'{pair!r} is not key=value')
+    result[key] = value
+  return result
+
+
+def command(config: str, overrides: dict[str, Any], extra: dict[str, str],
+            workdir: str) -> list[str]:
+  """The ``rigl_jax.main`` command line of one run."""
+  args = ['python', '-m', 'rigl_jax.main', f'--config={config}',
+          f'--workdir={workdir}']
+  for key, value in {**overrides, **extra}.items():
+    if key != 'config':
+      args.append(f'--config.{key}={_format(value)}')
+  return args
+
+
+def expand(experiment_path: str, root: str, extra: dict[str, str],
+           only: dict[str, str]) -> list[tuple[str, list[str]]]:
+  """(workdir, command) of every selected run of an experiment."""
+  default_config, runs = load_experiment(experiment_path)
+  name = os.path.splitext(os.path.basename(experiment_path))[0]
+  selected = []
+  for overrides in runs:
+    if any(_format(overrides.get(k)) != v for k, v in only.items()):
+      continue
+    workdir = os.path.join(root, name, run_name(overrides))
+    config = overrides.get('config', default_config)
+    selected.append((workdir, command(config, overrides, extra, workdir)))
+  return selected
+
+
+# Of an accelerator's memory, the part the parallel runs share.
+SHARED_MEMORY_FRACTION = 0.9
+
+
+def run_environment(parallel: int) -> dict[str, str]:
+  """The environment of each run: its share of the accelerator's memory.
+
+  JAX preallocates 75% of a GPU's memory by default, so a second run on
+  the same GPU would find none; each of N runs preallocates 1/N of 90%
+  instead. Settings already in the environment are kept.
+  """
+  env = dict(os.environ)
+  if parallel > 1 and 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in env:
+    env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = (
+        f'{SHARED_MEMORY_FRACTION / parallel:.3f}')
+  return env
+
+
+def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
+  """Runs the commands, ``parallel`` at a time; returns the failed workdirs.
+
+  Each run logs to ``workdir/log.txt``; runs with a results.json are
+  skipped.
+  """
+  env = run_environment(parallel)
+  print_lock = threading.Lock()
+
+  def report(*parts: str) -> None:
+    with print_lock:
+      print(*parts, flush=True)
+
+  def run_one(i: int, workdir: str, args: list[str]) -> bool:
+    if os.path.exists(os.path.join(workdir, 'results.json')):
+      report(f'[{i}/{len(runs)}] done already: {workdir}')
+      return True
+    report(f'[{i}/{len(runs)}] {shlex.join(args)}')
+    start = time.time()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'log.txt'), 'a') as log:
+      returncode = subprocess.call([sys.executable] + args[1:], stdout=log,
+                                   stderr=subprocess.STDOUT, env=env)
+    report(f'[{i}/{len(runs)}] exit {returncode} after '
+           f'{time.time() - start:.0f} s: {workdir}')
+    return returncode == 0
+
+  with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    succeeded = list(pool.map(lambda run: run_one(*run),
+                              [(i, w, a) for i, (w, a) in enumerate(runs, 1)]))
+  return [workdir for (workdir, _), ok in zip(runs, succeeded) if not ok]
