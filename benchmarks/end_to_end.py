@@ -33,6 +33,7 @@ from benchmarks import harness
 from rigl_jax import data
 from rigl_jax.training import config as run_config
 from rigl_jax.training import steps
+from rigl_jax.training import build as build_lib
 from rigl_jax.training import loop as train
 
 CONFIG = 'configs/mnist_lenet300.py'
@@ -43,7 +44,7 @@ def bare_steps_per_second(config_path: str, method: str,
   """Steps/s of the run's compiled steps, back to back, on fixed inputs."""
   config = run_config.set_values(run_config.load(config_path),
                                  {**overrides, 'method': method})
-  setup = train.build(config)
+  setup = build_lib.build(config)
   shardings = train.Shardings.of(train.create_mesh())
   feed = train.create_feed(setup.run, data.create_pipeline(setup.run),
                            shardings)

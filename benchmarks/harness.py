@@ -1,7 +1,7 @@
 """Builds the compiled train steps of a config for a method, and times calls.
 
 Benchmarks measure the code a run executes: the setup and the compiled
-steps come from ``rigl_jax.training.loop.build`` and ``compile_steps``, exactly as
+steps come from ``rigl_jax.training.build.build`` and ``compile_steps``, exactly as
 a run makes them; only the batch is synthetic (random values of the shapes
 and dtypes the data set's pipeline delivers).
 """
@@ -19,6 +19,7 @@ import numpy as np
 from rigl_jax import data
 from rigl_jax.training import config as run_config
 from rigl_jax.training import steps
+from rigl_jax.training import build as build_lib
 from rigl_jax.training import loop as train
 from rigl_jax.data import device_feed
 
@@ -34,7 +35,7 @@ class Bench:
   """
   method: str
   config: ml_collections.ConfigDict  # resolved
-  setup: train.Setup
+  setup: build_lib.Setup
   compiled: train.CompiledSteps
   state: Any
   batch: dict[str, jax.Array]
@@ -72,7 +73,7 @@ def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
   """
   config = run_config.set_values(run_config.load(config_path),
                                  {**overrides, 'method': method})
-  setup = train.build(config)
+  setup = build_lib.build(config)
   shardings = train.Shardings.of(train.create_mesh())
   feed = device_feed.Streamed(
       None, data.batch_shapes(setup.run.dataset, setup.run.batch_size),

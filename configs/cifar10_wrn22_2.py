@@ -2,8 +2,8 @@ r"""WRN-22-2 on CIFAR-10, as in the RigL paper.
 
 Batch 128 for 97,656 steps (250 epochs), SGD momentum 0.9, L2 5e-4,
 learning rate 0.1 x0.2 every 30,000 steps. RigL: ΔT=100, α=0.3 cosine,
-T_end=75,000, ERK (every layer sparse); under 'uniform' the stem stays
-dense. Pruning from step 15,000 to 75,000 every 1,000 steps.
+T_end=75,000, ERK (every layer sparse); under 'uniform' the stem (the
+first layer) stays dense. Pruning from step 15,000 to 75,000 every 1,000 steps.
 
 Offline from the JPEG copy in ../shared/data/cifar10:
 
@@ -28,7 +28,6 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.method = 'rigl'
   config.sparsity = 0.9
   config.distribution = 'erk'
-  config.uniform_dense_layers = ('^stem/',)
   config.dataset.name = 'cifar10'
   config.model.name = 'wrn22_2'
 

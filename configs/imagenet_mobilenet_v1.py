@@ -16,15 +16,11 @@ Expected result (paper, not run here): RigL 5x at 75% sparsity within about
 ``:smoke`` shrinks it to two steps of a few blocks at 32x32 for tests.
 """
 
-import os
-import sys
-
 import ml_collections
 
 from rigl_jax.training import config as run_config
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _imagenet_common as imagenet_common  # pylint: disable=g-import-not-at-top,wrong-import-position
+imagenet_common = run_config.load_sibling(__file__, '_imagenet_common')
 
 
 def base_mobilenet_config(model_name: str) -> ml_collections.ConfigDict:
@@ -32,7 +28,7 @@ def base_mobilenet_config(model_name: str) -> ml_collections.ConfigDict:
   config = imagenet_common.imagenet_config(model_name)
   config.sparsity = 0.75
   config.distribution = 'uniform'
-  config.dense_layers = ('^stem/', 'depthwise')
+  config.layer_sparsity = (('^stem/', 'dense'), ('depthwise', 'dense'))
   config.training_multiplier = 5.0
   config.optimizer.l2 = 4e-5
   config.lr_schedule.warmup_steps = imagenet_common.epochs(8)

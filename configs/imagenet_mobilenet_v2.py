@@ -12,15 +12,11 @@ Expected result (paper, not run here): RigL 5x at 75% sparsity within about
 ``:smoke`` shrinks it to two steps of a few blocks at 32x32 for tests.
 """
 
-import os
-import sys
-
 import ml_collections
 
 from rigl_jax.training import config as run_config
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import imagenet_mobilenet_v1  # pylint: disable=g-import-not-at-top,wrong-import-position
+imagenet_mobilenet_v1 = run_config.load_sibling(__file__, 'imagenet_mobilenet_v1')
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:

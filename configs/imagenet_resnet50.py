@@ -20,15 +20,11 @@ uniform, 1x reaches about 74.6% top-1; ERK about 75.1%; dense 76.8%.
 32x32 for tests.
 """
 
-import os
-import sys
-
 import ml_collections
 
 from rigl_jax.training import config as run_config
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _imagenet_common as imagenet_common  # pylint: disable=g-import-not-at-top,wrong-import-position
+imagenet_common = run_config.load_sibling(__file__, '_imagenet_common')
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
@@ -36,7 +32,6 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config = imagenet_common.imagenet_config('resnet50')
   config.sparsity = 0.8
   config.distribution = 'uniform'
-  config.uniform_dense_layers = ('^stem/',)
   config.optimizer.l2 = 1e-4
   config.lr_schedule.warmup_steps = imagenet_common.epochs(5)
   config.lr_schedule.boundaries = tuple(

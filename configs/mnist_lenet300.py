@@ -34,7 +34,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # The paper keeps the first layer dense under 'uniform' for its conv nets,
   # whose stem holds a tiny share of the weights. LeNet's first layer holds
   # 88% of them, so here 'uniform' sparsifies every layer.
-  config.uniform_dense_layers = ()
+  config.layer_sparsity = (('^Dense_0/', 'distributed'),)
   config.dataset.name = 'mnist'
   config.model.name = 'lenet300_100'
 

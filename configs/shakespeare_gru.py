@@ -19,15 +19,11 @@ Expected result: see docs/results/ (validation bits per character).
 ``:smoke`` shrinks it to two steps on 16-byte sequences for tests.
 """
 
-import os
-import sys
-
 import ml_collections
 
 from rigl_jax.training import config as run_config
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wikitext103_gru  # pylint: disable=g-import-not-at-top,wrong-import-position
+wikitext103_gru = run_config.load_sibling(__file__, 'wikitext103_gru')
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:

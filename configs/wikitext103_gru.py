@@ -33,7 +33,7 @@ def base_gru_config() -> ml_collections.ConfigDict:
   config.method = 'rigl'
   config.sparsity = 0.75
   config.distribution = 'uniform'
-  config.dense_layers = ('^embedding/',)
+  config.layer_sparsity = (('^embedding/', 'dense'),)
   config.dataset.name = 'wikitext103'
   config.dataset.sequence_length = 512
   config.model.name = 'gru_lm'

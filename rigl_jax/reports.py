@@ -21,7 +21,7 @@ from typing import Any, Optional
 import ml_collections
 
 from rigl_jax.sparse import methods
-from rigl_jax.training import costs
+from rigl_jax.training import build
 
 # Metrics where lower is better; the others are accuracies.
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
@@ -152,7 +152,7 @@ def flops_table(config: ml_collections.ConfigDict, method_names: Sequence[str],
                 multipliers: Sequence[float],
                 results: Sequence[dict[str, Any]] = (),
                 metric: str = 'accuracy') -> Table:
-  """Rows of every method variant, FLOPs from ``costs.flops_report``.
+  """Rows of every method variant, FLOPs from ``build.flops_report``.
 
   Runs in ``results`` whose config has a cell's method, sparsity,
   distribution and multiplier give that cell its metric values.
@@ -172,7 +172,7 @@ def flops_table(config: ml_collections.ConfigDict, method_names: Sequence[str],
           run = {'method': name, 'sparsity': sparsity,
                  'distribution': distribution,
                  'training_multiplier': multiplier}
-          report = costs.flops_report(_with(config, **run))
+          report = build.flops_report(_with(config, **run))
           cells[sparsity] = Cell(report['train_flops_ratio'],
                                  report['inference_flops_ratio'],
                                  tuple(by_cell.get(cell_key(run), ())))
@@ -182,7 +182,7 @@ def flops_table(config: ml_collections.ConfigDict, method_names: Sequence[str],
 
 def dense_reference(config: ml_collections.ConfigDict) -> str:
   """The absolute FLOPs that the ratios divide by, as one line."""
-  report = costs.flops_report(_with(config, method='dense',
+  report = build.flops_report(_with(config, method='dense',
                                     training_multiplier=1.0))
   return (f'Dense (1x): {report["dense_train_flops"]:.3g} training FLOPs, '
           f'{report["dense_inference_flops"]:.3g} FLOPs per test example.')

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from rigl_jax.data import pipeline
+from rigl_jax.sparse import checks
 
 DATASETS = {
     'cifar10': 'rigl_jax.data.cifar10',
@@ -36,9 +37,8 @@ DevicePreprocess = Callable[[dict[str, Any], Any, bool], dict[str, Any]]
 
 def dataset_module(name: str) -> ModuleType:
   """The module of the data set ``name``."""
-  if name not in DATASETS:
-    raise ValueError(f'config.dataset.name must be one of {sorted(DATASETS)}, '
-                     f'got {name!r}')
+  checks.require(name in DATASETS, 'dataset.name',
+                 f'must be one of {sorted(DATASETS)}, got {name!r}')
   return importlib.import_module(DATASETS[name])
 
 

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rigl_jax.sparse import checks
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -42,9 +44,8 @@ _SPECS: dict[str, Callable[[Any], DatasetSpec]] = {
 def get_spec(dataset_config: Any) -> DatasetSpec:
   """The spec of ``config.dataset``."""
   name = dataset_config.name
-  if name not in _SPECS:
-    raise ValueError(f'config.dataset.name must be one of {sorted(_SPECS)}, '
-                     f'got {name!r}')
+  checks.require(name in _SPECS, 'dataset.name',
+                 f'must be one of {sorted(_SPECS)}, got {name!r}')
   return _SPECS[name](dataset_config)
 
 

@@ -1,5 +1,6 @@
 """Flax models, one file per family, in an explicit registry."""
 
+import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -10,6 +11,7 @@ from rigl_jax.models import mobilenet_v1
 from rigl_jax.models import mobilenet_v2
 from rigl_jax.models import resnet
 from rigl_jax.models import wrn
+from rigl_jax.sparse import checks
 
 # Each entry builds a module from (num_classes, width, **options).
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -22,12 +24,26 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+# The kernel each model's input meets first ('uniform' keeps it dense).
+FIRST_LAYERS: dict[str, str] = {
+    'gru_lm': 'embedding/embedding',
+    'lenet300_100': 'Dense_0/kernel',
+    'mobilenet_v1': 'stem/kernel',
+    'mobilenet_v2': 'stem/kernel',
+    'resnet50': 'stem/kernel',
+    'wrn22_2': 'stem/kernel',
+}
+
+
 def create_model(name: str, *, num_classes: int, width: float,
                  **options: Any) -> nn.Module:
   """The model registered under ``name``."""
-  if name not in MODELS:
-    raise ValueError(f'model.name must be one of {sorted(MODELS)}, '
-                     f'got {name!r}')
-  if width <= 0:
-    raise ValueError(f'model.width must be positive, got {width}')
-  return MODELS[name](num_classes=num_classes, width=width, **options)
+  checks.require(name in MODELS, 'model.name',
+                 f'must be one of {sorted(MODELS)}, got {name!r}')
+  checks.require(isinstance(width, (int, float)) and math.isfinite(width) and
+                 width > 0, 'model.width',
+                 f'must be a positive number, got {width!r}')
+  try:
+    return MODELS[name](num_classes=num_classes, width=width, **options)
+  except TypeError as e:  # An option the model does not have.
+    raise checks.InvalidArgument('model.options', str(e)) from None

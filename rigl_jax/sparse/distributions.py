@@ -1,24 +1,36 @@
 """Per-layer sparsities from parameter shapes: uniform, Erdős-Rényi and ERK.
 
-A leaf is *sparsified* when it is a kernel (ndim >= 2: conv, dense, recurrent
-and embedding kernels) whose '/'-joined path matches none of the
-``dense_layers`` regexes. Biases and normalization parameters stay dense.
+A leaf is a *kernel* when ndim >= 2 (conv, dense, recurrent and embedding
+kernels); biases and normalization parameters always stay dense. Kernels
+follow an ordered list of rules, ``(regex, value)``, the first rule whose
+regex matches the '/'-joined path deciding:
+
+- ``'dense'``: the kernel stays dense;
+- a float in [0, 1]: the kernel gets exactly that sparsity and is left out
+  of the distribution's budget;
+- ``'distributed'``: the kernel takes part in the distribution, overriding
+  the distribution's own default (below).
+
+Kernels no rule matches take part in the distribution, with one default:
+under 'uniform' the first layer (the kernel the input meets first, given by
+the caller) stays dense, as in the paper; ER and ERK sparsify it.
 
 ER and ERK give layer l a density proportional to ``raw_l``:
 ERK ``(sum(shape) / prod(shape)) ** erk_power_scale``, ER the same over the
 last two dimensions only, ``(n_in + n_out) / (n_in * n_out)``. A single
-``eps`` scales them so that the non-custom sparsified layers together keep
+``eps`` scales them so that the distributed layers together keep
 ``(1 - sparsity)`` of their weights; a layer whose density would exceed 1 is
 made dense and the rest is solved again (Evci et al. 2020, appendix).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import jax
 
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import tree_paths
 
 DISTRIBUTIONS = ('uniform', 'erdos_renyi', 'erk')
@@ -28,26 +40,37 @@ def _shape(leaf: Any) -> tuple[int, ...]:
   return tuple(int(d) for d in getattr(leaf, 'shape', ()))
 
 
-def _compile_patterns(patterns: Sequence[str], what: str) -> list[re.Pattern]:
-  if isinstance(patterns, str):
-    raise TypeError(f'{what} must be a sequence of regexes, got the string '
-                    f'{patterns!r}; write ({patterns!r},)')
+DENSE = 'dense'
+DISTRIBUTED = 'distributed'
+# (regex, 'dense' | 'distributed' | sparsity)
+Rule = tuple[str, Union[str, float]]
+
+
+def check_rules(rules: Sequence[Rule]) -> list[tuple[re.Pattern, Any]]:
+  """Compiles the rules; raises ``InvalidArgument('layer_sparsity', ...)``."""
+  checks.require(not isinstance(rules, (str, bytes)), 'layer_sparsity',
+                 f'must be a sequence of (regex, value) pairs, got {rules!r}')
   compiled = []
-  for pattern in patterns:
+  for rule in rules:
+    checks.require(
+        isinstance(rule, (tuple, list)) and len(rule) == 2 and
+        isinstance(rule[0], str), 'layer_sparsity',
+        f'each rule is a (regex, value) pair, got {rule!r}')
+    pattern, value = rule
     try:
-      compiled.append(re.compile(pattern))
+      regex = re.compile(pattern)
     except re.error as e:
-      raise ValueError(f'{what}: invalid regex {pattern!r}: {e}') from None
+      raise checks.InvalidArgument(
+          'layer_sparsity', f'invalid regex {pattern!r}: {e}') from None
+    if value not in (DENSE, DISTRIBUTED):
+      checks.require(
+          isinstance(value, (int, float)) and not isinstance(value, bool) and
+          0.0 <= value <= 1.0, 'layer_sparsity',
+          f'the value of {pattern!r} must be {DENSE!r}, {DISTRIBUTED!r} or a '
+          f'sparsity in [0, 1], got {value!r}')
+      value = float(value)
+    compiled.append((regex, value))
   return compiled
-
-
-def _check_every_pattern_matches(patterns: Sequence[re.Pattern],
-                                 paths: Sequence[str], what: str) -> None:
-  for pattern in patterns:
-    if not any(pattern.search(path) for path in paths):
-      raise ValueError(
-          f'{what}: regex {pattern.pattern!r} matches no parameter. '
-          f'Parameter paths are: {", ".join(paths)}')
 
 
 def _raw_density(shape: tuple[int, ...], distribution: str,
@@ -85,21 +108,20 @@ def get_sparsities(params: Any,
                    sparsity: float,
                    distribution: str,
                    *,
-                   dense_layers: Sequence[str] = (),
-                   custom_sparsities: Optional[Mapping[str, float]] = None,
+                   rules: Sequence[Rule] = (),
+                   first_layer: Optional[str] = None,
                    erk_power_scale: float = 1.0) -> Any:
   """Returns the sparsity of every sparsified leaf of ``params``.
 
   Args:
     params: a pytree of arrays or ``jax.ShapeDtypeStruct``.
-    sparsity: the overall target sparsity in [0, 1) of the non-custom
-      sparsified layers.
+    sparsity: the overall target sparsity in [0, 1) of the distributed
+      kernels.
     distribution: 'uniform', 'erdos_renyi' or 'erk'.
-    dense_layers: regexes (``re.search``) of leaf paths to keep dense. Each
-      must match at least one parameter.
-    custom_sparsities: maps path regexes to fixed sparsities for the matching
-      sparsified leaves; those leaves are left out of the budget. Each regex
-      must match at least one sparsified parameter.
+    rules: ``(regex, value)`` pairs, see the module docstring. Each regex
+      must match at least one kernel.
+    first_layer: the path of the kernel the input meets first (dense by
+      default under 'uniform').
     erk_power_scale: exponent applied to ERK's raw densities (1.0 is ERK).
 
   Returns:
@@ -107,52 +129,50 @@ def get_sparsities(params: Any,
     each sparsified leaf and ``None`` for each dense leaf.
 
   Raises:
-    ValueError: for a sparsity outside [0, 1), an unknown distribution, an
-      invalid regex or one that matches nothing.
+    checks.InvalidArgument: naming 'sparsity', 'distribution',
+      'layer_sparsity' or 'erk_power_scale'.
   """
-  if not 0.0 <= sparsity < 1.0:
-    raise ValueError(f'sparsity must be in [0, 1), got {sparsity}')
-  if distribution not in DISTRIBUTIONS:
-    raise ValueError(f'distribution must be one of {DISTRIBUTIONS}, '
-                     f'got {distribution!r}')
-  custom_sparsities = dict(custom_sparsities or {})
-  for pattern, value in custom_sparsities.items():
-    if not 0.0 <= value <= 1.0:
-      raise ValueError(f'custom_sparsities[{pattern!r}] must be in [0, 1], '
-                       f'got {value}')
-  dense_patterns = _compile_patterns(dense_layers, 'dense_layers')
-  custom_patterns = _compile_patterns(list(custom_sparsities),
-                                      'custom_sparsities')
+  checks.require_in_range('sparsity', sparsity, 0.0, 1.0, high_open=True)
+  checks.require(distribution in DISTRIBUTIONS, 'distribution',
+                 f'must be one of {DISTRIBUTIONS}, got {distribution!r}')
+  checks.require(isinstance(erk_power_scale, (int, float)) and
+                 math.isfinite(erk_power_scale) and erk_power_scale >= 0,
+                 'erk_power_scale',
+                 f'must be a number >= 0, got {erk_power_scale!r}')
+  compiled = check_rules(rules)
 
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
   paths = [tree_paths.key_path_to_str(path) for path, _ in leaves]
   shapes = [_shape(leaf) for _, leaf in leaves]
-  _check_every_pattern_matches(dense_patterns, paths, 'dense_layers')
-
-  sparsified = [
-      i for i, (path, shape) in enumerate(zip(paths, shapes))
-      if len(shape) >= 2 and not any(p.search(path) for p in dense_patterns)
-  ]
-  _check_every_pattern_matches(custom_patterns, [paths[i] for i in sparsified],
-                               'custom_sparsities (among sparsified layers)')
+  kernels = [i for i, shape in enumerate(shapes) if len(shape) >= 2]
+  for regex, _ in compiled:
+    checks.require(
+        any(regex.search(paths[i]) for i in kernels), 'layer_sparsity',
+        f'regex {regex.pattern!r} matches no kernel. Kernel paths are: '
+        f'{", ".join(paths[i] for i in kernels)}')
 
   result: list[Optional[float]] = [None] * len(leaves)
-  budgeted = []
-  for i in sparsified:
-    matches = [p for p in custom_patterns if p.search(paths[i])]
-    if matches:
-      result[i] = float(custom_sparsities[matches[0].pattern])
+  distributed = []
+  for i in kernels:
+    value = next((v for regex, v in compiled if regex.search(paths[i])),
+                 None)
+    if value is None and distribution == 'uniform' and paths[i] == first_layer:
+      value = DENSE  # The paper keeps the first layer dense under uniform.
+    if value == DENSE:
+      continue
+    if value is None or value == DISTRIBUTED:
+      distributed.append(i)
     else:
-      budgeted.append(i)
+      result[i] = value
 
   if distribution == 'uniform':
-    for i in budgeted:
+    for i in distributed:
       result[i] = float(sparsity)
-  elif budgeted:
-    sizes = [math.prod(shapes[i]) for i in budgeted]
+  elif distributed:
+    sizes = [math.prod(shapes[i]) for i in distributed]
     raw = [_raw_density(shapes[i], distribution, erk_power_scale)
-           for i in budgeted]
+           for i in distributed]
     densities = _solve_densities(sizes, raw, sparsity)
-    for i, density in zip(budgeted, densities):
+    for i, density in zip(distributed, densities):
       result[i] = max(0.0, 1.0 - density)
   return jax.tree_util.tree_unflatten(treedef, result)

@@ -13,8 +13,8 @@ import numpy as np
 
 from rigl_jax.sparse import topology
 from rigl_jax.sparse import tree_paths
+from rigl_jax.sparse.tree_paths import PyTree
 
-PyTree = Any
 
 
 def map_masks(fn: Callable[..., Any], masks: PyTree, *trees: PyTree) -> PyTree:

@@ -5,16 +5,14 @@ schedule decides inside the jitted step and on the host (for logging).
 """
 
 import dataclasses
+import math
 from typing import Any
 
 import optax
 
+from rigl_jax.sparse import checks
+
 DROP_FRACTION_SCHEDULES = ('cosine', 'constant', 'inverse_power')
-
-
-def _check_positive_int(name: str, value: int) -> None:
-  if int(value) != value or value <= 0:
-    raise ValueError(f'{name} must be a positive integer, got {value}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,9 +23,13 @@ class UpdateSchedule:
   interval: int
 
   def __post_init__(self):
-    _check_positive_int('interval', self.interval)
-    if self.begin_step < 0:
-      raise ValueError(f'begin_step must be >= 0, got {self.begin_step}')
+    checks.require_positive_int('interval', self.interval)
+    checks.require(int(self.begin_step) == self.begin_step and
+                   self.begin_step >= 0, 'begin_step',
+                   f'must be an integer >= 0, got {self.begin_step!r}')
+    checks.require(self.end_step > self.begin_step, 'end_step',
+                   f'must be greater than begin_step ({self.begin_step}), '
+                   f'got {self.end_step!r}')
 
   def is_update_step(self, step: Any) -> Any:
     return ((step >= self.begin_step) & (step < self.end_step) &
@@ -47,13 +49,15 @@ class DropFraction:
   power: float = 1.0
 
   def __post_init__(self):
-    if self.schedule not in DROP_FRACTION_SCHEDULES:
-      raise ValueError(f'drop fraction schedule must be one of '
-                       f'{DROP_FRACTION_SCHEDULES}, got {self.schedule!r}')
-    if not 0.0 < self.initial_fraction <= 1.0:
-      raise ValueError('drop fraction must be in (0, 1], got '
-                       f'{self.initial_fraction}')
-    _check_positive_int('drop fraction end_step', self.end_step)
+    checks.require(self.schedule in DROP_FRACTION_SCHEDULES, 'schedule',
+                   f'must be one of {DROP_FRACTION_SCHEDULES}, got '
+                   f'{self.schedule!r}')
+    checks.require_in_range('initial_fraction', self.initial_fraction, 0.0,
+                            1.0, low_open=True)
+    checks.require_positive_int('end_step', self.end_step)
+    checks.require(isinstance(self.power, (int, float)) and
+                   math.isfinite(self.power) and self.power > 0, 'power',
+                   f'must be a positive number, got {self.power!r}')
 
   def __call__(self, step: Any) -> Any:
     if self.schedule == 'cosine':
@@ -80,14 +84,14 @@ class PruningSchedule:
   initial_sparsity: float = 0.0
 
   def __post_init__(self):
-    _check_positive_int('pruning frequency', self.frequency)
-    if not 0 <= self.begin_step < self.end_step:
-      raise ValueError('pruning needs 0 <= begin_step < end_step, got '
-                       f'begin_step={self.begin_step}, '
-                       f'end_step={self.end_step}')
-    if not 0.0 <= self.initial_sparsity < 1.0:
-      raise ValueError('pruning initial_sparsity must be in [0, 1), got '
-                       f'{self.initial_sparsity}')
+    checks.require_positive_int('frequency', self.frequency)
+    checks.require(self.begin_step >= 0, 'begin_step',
+                   f'must be >= 0, got {self.begin_step!r}')
+    checks.require(self.end_step > self.begin_step, 'end_step',
+                   f'must be greater than begin_step ({self.begin_step}), '
+                   f'got {self.end_step!r}')
+    checks.require_in_range('initial_sparsity', self.initial_sparsity, 0.0,
+                            1.0, high_open=True)
 
   def is_update_step(self, step: Any) -> Any:
     in_range = (step >= self.begin_step) & (step <= self.end_step)
@@ -100,10 +104,6 @@ class PruningSchedule:
     fn = optax.polynomial_schedule(1.0, 0.0, 3, self.end_step - self.begin_step,
                                    transition_begin=self.begin_step)
     return fn(step)
-
-  def sparsity(self, step: Any, final_sparsity: Any) -> Any:
-    return final_sparsity + (self.initial_sparsity -
-                             final_sparsity) * self.remaining(step)
 
 
 def scale_steps(steps: int, training_multiplier: float) -> int:

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import optax
 
 from rigl_jax.sparse import tree_paths
+from rigl_jax.sparse.tree_paths import PyTree
 
-PyTree = Any
 
 
 def _order_preserving_bits(scores: jax.Array) -> jax.Array:

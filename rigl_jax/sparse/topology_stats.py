@@ -14,8 +14,8 @@ import jax.numpy as jnp
 
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import topology
+from rigl_jax.sparse.tree_paths import PyTree
 
-PyTree = Any
 
 
 def _pack(mask: jax.Array) -> jax.Array:

@@ -18,8 +18,8 @@ from rigl_jax.sparse import methods as methods_lib
 from rigl_jax.sparse import topology
 from rigl_jax.sparse import topology_stats as topology_stats_lib
 from rigl_jax.sparse import transforms
+from rigl_jax.sparse.tree_paths import PyTree
 
-PyTree = Any
 
 
 class TrainState(struct.PyTreeNode):

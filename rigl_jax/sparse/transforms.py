@@ -4,7 +4,7 @@ They receive what they need through optax's extra-args update, as
 ``TrainState`` calls it: ``tx.update(grads, opt_state, params, masks=masks,
 step=step)``. ``sparse_optimizer`` wraps any optax optimizer (momentum,
 Nesterov, Adam, AdamW, weight decay, clipping, ...) so that inactive weights
-stay exactly zero; ``scale_by_learning_rate`` follows the global training
+stay exactly zero; ``scale_by_schedule_at_step`` follows the global training
 step, which keeps schedules on time when update steps skip the optimizer.
 """
 
@@ -60,7 +60,7 @@ def sparse_optimizer(
 
 
 
-def scale_by_learning_rate(
+def scale_by_schedule_at_step(
     learning_rate: Union[float, optax.Schedule]
 ) -> optax.GradientTransformationExtraArgs:
   """Scales updates by ``-learning_rate(step)`` at the global step.
@@ -80,7 +80,7 @@ def scale_by_learning_rate(
   def update_fn(updates, state, params=None, *, step=None, **extra_args):
     del params, extra_args
     if step is None:
-      raise ValueError('scale_by_learning_rate needs the training step: call '
+      raise ValueError('scale_by_schedule_at_step needs the training step: call '
                        'tx.update(grads, state, params, step=step)')
     scale = -schedule(step)
     return optax.tree.scale(scale, updates), state

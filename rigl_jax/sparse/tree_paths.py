@@ -8,6 +8,9 @@ from typing import Any
 
 import jax
 
+# Nested dicts, lists and tuples of arrays (params, masks, optimizer state).
+PyTree = Any
+
 
 def key_path_to_str(key_path: tuple[Any, ...]) -> str:
   """Joins the keys of a ``jax.tree_util`` key path with '/'."""

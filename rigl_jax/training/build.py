@@ -1,10 +1,15 @@
-"""The pieces of an experiment built from its config, without any data.
+"""build(config): everything a run is made of, from its config alone.
 
-Shared by the training loop, the FLOPs counter and the benchmarks: the
-model (narrowed for Small-Dense), its abstract parameters, the per-layer
-sparsities and the method.
+One place turns a config into objects: the resolved config, the data set's
+spec and device preprocessing, the model (narrowed for Small-Dense), its
+abstract parameters, the per-layer sparsities, the method, the optimizer
+and the cost model (parameter and FLOPs counts). The training loop, the
+cost report, the benchmarks and the tests all start from it, and every
+check that needs no data happens here, so a bad config fails in seconds,
+before any data loading or compilation, naming its key.
 """
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -12,13 +17,45 @@ import jax
 import ml_collections
 import numpy as np
 
-from rigl_jax.data import specs as dataset_specs
-from rigl_jax.sparse import distributions
-from rigl_jax import errors
-from rigl_jax.sparse import masks as masks_lib
+from rigl_jax import data
 from rigl_jax import models
-from rigl_jax.training import config as run_config
-from rigl_jax.sparse.methods import small_dense
+from rigl_jax.data import specs as dataset_specs
+from rigl_jax.sparse import checks
+from rigl_jax.sparse import distributions
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import methods
+from rigl_jax.sparse import tree_paths
+from rigl_jax.training import config as config_lib
+from rigl_jax.training import costs as costs_lib
+from rigl_jax.training import optimizers
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What a run is made of.
+
+  Attributes:
+    run: the resolved config (training multiplier applied).
+    spec: what the data set feeds the model.
+    width: the width multiplier of the trained model.
+    model: the trained model.
+    abstract_params: its parameters' shapes and dtypes.
+    sparsities: a float per sparse leaf of the params, None per dense one.
+    method: the sparse training method.
+    tx: the optax optimizer (before the sparse wrapping).
+    preprocess: the data set's device preprocessing.
+    costs: parameter and FLOPs counts of the run.
+  """
+  run: ml_collections.ConfigDict
+  spec: dataset_specs.DatasetSpec
+  width: float
+  model: nn.Module
+  abstract_params: Any
+  sparsities: Any
+  method: methods.SparseMethod
+  tx: Any
+  preprocess: data.DevicePreprocess
+  costs: costs_lib.CostModel
 
 
 def dummy_inputs(spec: dataset_specs.DatasetSpec,
@@ -34,55 +71,96 @@ def abstract_variables(model: nn.Module,
                                            dummy_inputs(spec), train=False))
 
 
-def num_params(model: nn.Module, spec: dataset_specs.DatasetSpec) -> int:
-  return masks_lib.num_params(abstract_variables(model, spec)['params'])
+def create_model(run: ml_collections.ConfigDict,
+                 spec: dataset_specs.DatasetSpec, width: float) -> nn.Module:
+  """The config's model at ``width``."""
+  return models.create_model(run.model.name, num_classes=spec.num_classes,
+                             width=width, **run.model.options.to_dict())
 
 
-def get_sparsities(config: ml_collections.ConfigDict, params: Any) -> Any:
-  """Per-layer sparsities of ``params`` under the config's distribution.
+def get_sparsities(run: ml_collections.ConfigDict, params: Any) -> Any:
+  """Per-layer sparsities of ``params`` under the config's distribution."""
+  return distributions.get_sparsities(
+      params, run.sparsity, run.distribution, rules=run.layer_sparsity,
+      first_layer=models.FIRST_LAYERS[run.model.name],
+      erk_power_scale=run.erk_power_scale)
+
+
+def _check_sparse_layers(method: methods.SparseMethod, sparsities: Any,
+                         params: Any) -> None:
+  """A sparse method needs a sparse layer, and no layer may be empty."""
+  named = dict(tree_paths.named_leaves(sparsities))
+  if not method.uses_masks:
+    return
+  checks.require(named, 'layer_sparsity',
+                 f'no kernel is sparse, so method {method.name!r} would '
+                 'train a dense model; keep some kernels sparse or use '
+                 "method='dense'")
+  checks.require(any(s > 0 for s in named.values()), 'sparsity',
+                 f'method {method.name!r} trains sparse masks and needs a '
+                 'sparsity > 0')
+  sizes = {path: leaf.size for path, leaf in tree_paths.named_leaves(params)}
+  empty = [path for path, s in named.items()
+           if masks_lib.num_active_for(s, sizes[path]) == 0]
+  checks.require(not empty, 'sparsity',
+                 f'{empty} would keep no active weight at these sparsities; '
+                 'lower config.sparsity or give them a rule in '
+                 'config.layer_sparsity')
+
+
+def _check_devices(run: ml_collections.ConfigDict) -> None:
+  for key in ('batch_size', 'eval_batch_size'):
+    checks.require(run[key] % jax.device_count() == 0, key,
+                   f'{run[key]} is not divisible by the number of devices '
+                   f'({jax.device_count()})')
+  checks.require(
+      not run.dataset.device_resident or data.is_in_memory(run.dataset.name),
+      'dataset.device_resident',
+      f'{run.dataset.name} streams from disk and cannot be held on the '
+      'devices; set it to False')
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """Resolves, checks and builds everything of ``config`` that needs no data.
 
   Raises:
-    ConfigError: naming the key, e.g. a ``dense_layers`` regex that matches
-      no parameter.
+    errors.ConfigError: naming the offending key.
   """
-  try:
-    return distributions.get_sparsities(
-        params, config.sparsity, config.distribution,
-        dense_layers=run_config.effective_dense_layers(config),
-        custom_sparsities=run_config.parse_custom_sparsities(
-            config.custom_sparsities),
-        erk_power_scale=config.erk_power_scale)
-  except (ValueError, TypeError) as e:
-    raise errors.ConfigError(f'config.{e}') from None
+  run = config_lib.resolve(config)
+  with config_lib.as_config_errors():
+    _check_devices(run)
+    method = methods.from_config(run)
+    spec = dataset_specs.get_spec(run.dataset)
+    base_model = create_model(run, spec, run.model.width)
+    base_params = abstract_variables(base_model, spec)['params']
+    sparsities = get_sparsities(run, base_params)
+    _check_sparse_layers(method, sparsities, base_params)
+    width = method.model_width(
+        run.model.width,
+        lambda w: masks_lib.num_params(abstract_variables(
+            create_model(run, spec, w), spec)['params']),
+        masks_lib.num_nonzero_params(base_params, sparsities))
+    model = (base_model if width == run.model.width else
+             create_model(run, spec, width))
+    params = (base_params if model is base_model else
+              abstract_variables(model, spec)['params'])
+    if not method.uses_masks:
+      sparsities = jax.tree.map(lambda _: None, params)
+    tx = optimizers.create_optimizer(run)
+    preprocess = data.device_preprocess(run.dataset.name)
+    costs = costs_lib.CostModel.of(
+        run=run, method=method, trained=costs_lib.model_cost(model, spec),
+        dense=costs_lib.model_cost(base_model, spec),
+        sparsities=dict(tree_paths.named_leaves(sparsities)),
+        baseline_steps=config.num_train_steps, width=width)
+    costs.report()  # Anything a report needs is checked before training.
+  return Setup(run=run, spec=spec, width=width, model=model,
+               abstract_params=params, sparsities=sparsities, method=method,
+               tx=tx, preprocess=preprocess, costs=costs)
 
 
-def create_model(config: ml_collections.ConfigDict,
-                 width: float | None = None) -> nn.Module:
-  """The config's model at ``width`` (default: ``config.model.width``)."""
-  spec = dataset_specs.get_spec(config.dataset)
-  return models.create_model(
-      config.model.name, num_classes=spec.num_classes,
-      width=config.model.width if width is None else width,
-      **config.model.options.to_dict())
+def flops_report(config: ml_collections.ConfigDict,
+                 layer_sparsities: Any = None) -> dict[str, Any]:
+  """``build(config).costs.report(layer_sparsities)``."""
+  return build(config).costs.report(layer_sparsities)
 
-
-def small_dense_width(config: ml_collections.ConfigDict) -> float:
-  """Width at which the dense model has the sparse model's nonzero count."""
-  spec = dataset_specs.get_spec(config.dataset)
-  sparse_params = abstract_variables(create_model(config), spec)['params']
-  target = masks_lib.num_nonzero_params(sparse_params,
-                                        get_sparsities(config, sparse_params))
-  base = config.model.width
-  try:
-    factor = small_dense.find_width(
-        lambda w: num_params(create_model(config, base * w), spec), target)
-  except ValueError as e:
-    raise errors.ConfigError(f'config.method: {e}') from None
-  return base * factor
-
-
-def training_width(config: ml_collections.ConfigDict) -> float:
-  """The width a run trains at: narrowed for small_dense."""
-  if config.method == 'small_dense':
-    return small_dense_width(config)
-  return config.model.width

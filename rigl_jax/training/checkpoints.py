@@ -18,37 +18,51 @@ import orbax.checkpoint as ocp
 
 from rigl_jax import errors
 
-# Keys that fix the shapes, the topology or the data order of a run: a run
-# cannot be resumed under a config that changes any of them.
-IDENTITY_KEYS = (
-    'method', 'sparsity', 'distribution', 'dense_layers',
-    'uniform_dense_layers', 'custom_sparsities', 'erk_power_scale',
-    'training_multiplier', 'num_train_steps', 'batch_size', 'seed',
-    'model.name', 'model.width', 'dataset.name', 'dataset.sequence_length',
-    'dataset.image_size', 'optimizer.name', 'mask_update.interval',
-    'mask_update.end_step', 'pruning.begin_step', 'pruning.end_step',
-    'pruning.frequency',
+# Keys a resumed run may change: they do not change what training computes.
+# Every other key of the resolved config must match the checkpoint's.
+SAFE_TO_CHANGE = (
+    'num_train_steps',  # To extend a run.
+    'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
+    'keep_checkpoints', 'eval_batch_size',
+    'dataset.local_dir', 'dataset.tfds_data_dir', 'dataset.num_workers',
+    'dataset.device_resident',
 )
 
 
+def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def _json_value(value: Any) -> Any:
+  """Tuples as lists, recursively, as JSON stores them."""
+  if isinstance(value, (tuple, list)):
+    return [_json_value(v) for v in value]
+  return value
+
+
 def run_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The values of ``IDENTITY_KEYS`` as JSON-compatible Python values."""
-  identity = {}
-  for key in IDENTITY_KEYS:
-    value = config
-    for part in key.split('.'):
-      value = value[part]
-    identity[key] = list(value) if isinstance(value, tuple) else value
-  return identity
+  """Every key of the resolved config but ``SAFE_TO_CHANGE``, JSON-able."""
+  return {key: _json_value(value)
+          for key, value in _flatten(config.to_dict()).items()
+          if key not in SAFE_TO_CHANGE}
 
 
 def check_resumable(saved: dict[str, Any], current: dict[str, Any],
                     directory: str) -> None:
-  """Raises ``ResumeError`` naming every identity key that changed."""
-  changed = [k for k in IDENTITY_KEYS if saved.get(k) != current[k]]
+  """Raises ``ResumeError`` naming every key that differs (fails closed)."""
+  missing = object()
+  changed = sorted(key for key in set(saved) | set(current)
+                   if saved.get(key, missing) != current.get(key, missing))
   if changed:
-    details = '; '.join(f'config.{k} was {saved.get(k)!r}, now {current[k]!r}'
-                        for k in changed)
+    details = '; '.join(
+        f'config.{k} was {saved.get(k, "absent")!r}, now '
+        f'{current.get(k, "absent")!r}' for k in changed)
     raise errors.ResumeError(
         f'cannot resume the run in {directory}: {details}. Restore those '
         'values or use a new --workdir.')

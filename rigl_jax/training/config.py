@@ -1,33 +1,55 @@
 """Run configs: every key with its default, argument parsing, resolution.
 
 Experiment files in ``configs/`` start from ``base_config()`` and change
-what their experiment needs, so every key the code reads exists. Before a
-run, ``resolve`` checks the config and returns a copy with the training
-multiplier applied to every step anchor.
+what their experiment needs, so every key the code reads exists: the
+runner's keys are here, each method's block comes from the method itself
+(``SparseMethod.config_defaults``). ``resolve`` checks the runner's keys and
+returns a copy with the training multiplier applied to every step anchor;
+everything else is checked where it is built (``rigl_jax.training.build``),
+with errors reported as ``config.<key>: ...``.
 """
 
 import ast
+import contextlib
 import copy
 import importlib.util
+import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Optional
 
 import ml_collections
 
-from rigl_jax.data import specs as dataset_specs
-from rigl_jax.sparse import distributions
 from rigl_jax import errors
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import methods
-from rigl_jax import models
 from rigl_jax.sparse import schedules
-from rigl_jax.sparse.methods import drop_and_grow
-
-OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
-LR_SCHEDULES = ('constant', 'piecewise', 'cosine')
-
+from rigl_jax.sparse.methods import base as methods_base
 
 ConfigError = errors.ConfigError
+
+
+@contextlib.contextmanager
+def as_config_errors() -> Iterator[None]:
+  """Turns ``InvalidArgument`` of the core into ``config.<key>: ...``."""
+  try:
+    yield
+  except checks.InvalidArgument as e:
+    raise ConfigError(f'config.{e.name}: {e.message}') from None
+
+
+def _method_blocks() -> dict[str, ml_collections.ConfigDict]:
+  """Every method's config blocks; methods sharing a block agree on it."""
+  blocks = {}
+  for method in methods.METHODS.values():
+    for name, defaults in method.config_defaults().items():
+      if name in blocks and blocks[name] != defaults:
+        raise TypeError(f'methods disagree on the defaults of {name!r}')
+      blocks[name] = defaults
+  return {name: ml_collections.ConfigDict({
+      key: (ml_collections.config_dict.placeholder(value.type)
+            if isinstance(value, methods_base.Unset) else value)
+      for key, value in defaults.items()}) for name, defaults in blocks.items()}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -36,14 +58,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.method = 'rigl'
   config.sparsity = 0.9
   config.distribution = 'erk'
-  # Regexes of parameter paths that stay dense under every distribution.
-  config.dense_layers = ()
-  # Extra regexes kept dense only under the uniform distribution (the
-  # paper keeps the first layer dense there, but sparsifies it under ERK).
-  config.uniform_dense_layers = ()
-  # 'regex:sparsity' strings; matching layers keep that sparsity and are left
-  # out of the distribution's budget.
-  config.custom_sparsities = ()
+  # Ordered (regex, value) rules for kernels, first match deciding: 'dense',
+  # a fixed sparsity, or 'distributed'. Under 'uniform' the model's first
+  # layer stays dense unless a rule matches it (rigl_jax.sparse.distributions).
+  config.layer_sparsity = ()
   config.erk_power_scale = 1.0
   config.training_multiplier = 1.0
   config.num_train_steps = 1000
@@ -52,28 +70,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.label_smoothing = 0.0
 
-  config.mask_update = ml_collections.ConfigDict()
-  config.mask_update.begin_step = 0
-  config.mask_update.end_step = 750  # T_end
-  config.mask_update.interval = 100  # ΔT
-  config.mask_update.drop_fraction = 0.3  # α
-  config.mask_update.schedule = 'cosine'
-  config.mask_update.power = 1.0  # k of the inverse_power schedule
-  # None: the method's default (RigL skips the optimizer step, as in the
-  # paper; SET and SNFS take it before changing the topology).
-  config.mask_update.skip_optimizer_step = ml_collections.config_dict.placeholder(
-      bool)
-
-  config.snfs = ml_collections.ConfigDict()
-  config.snfs.momentum = 0.9
-  config.snfs.redistribute = False
-  config.snip = ml_collections.ConfigDict()
-  config.snip.global_ranking = False
-  config.pruning = ml_collections.ConfigDict()
-  config.pruning.begin_step = 0
-  config.pruning.end_step = 750
-  config.pruning.frequency = 100
-  config.pruning.initial_sparsity = 0.0
+  # The blocks of every method (mask_update, snfs, snip, pruning, ...).
+  for name, block in _method_blocks().items():
+    config[name] = block
 
   config.dataset = ml_collections.ConfigDict()
   config.dataset.name = 'mnist'
@@ -124,6 +123,30 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+def load_module(path: str) -> Any:
+  """Executes the Python file ``path`` and returns it as a module.
+
+  Configs share code this way (``configs/_imagenet_common.py``) without
+  putting the configs folder on ``sys.path``.
+
+  Raises:
+    ConfigError: the file does not exist.
+  """
+  if not os.path.exists(path):
+    raise ConfigError(f'{path}: config file not found')
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f'rigl_jax_config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_sibling(config_file: str, name: str) -> Any:
+  """The config module ``name``.py next to ``config_file`` (a __file__)."""
+  return load_module(os.path.join(os.path.dirname(os.path.abspath(config_file)),
+                                  f'{name}.py'))
+
+
 def load(path_and_arg: str) -> ml_collections.ConfigDict:
   """Loads ``configs/<name>.py[:arg]`` as ``--config`` does, from Python.
 
@@ -131,12 +154,7 @@ def load(path_and_arg: str) -> ml_collections.ConfigDict:
     ConfigError: the file does not exist or defines no ``get_config``.
   """
   path, _, arg = path_and_arg.partition(':')
-  if not os.path.exists(path):
-    raise ConfigError(f'{path}: config file not found')
-  name = os.path.splitext(os.path.basename(path))[0]
-  spec = importlib.util.spec_from_file_location(f'rigl_jax_config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = load_module(path)
   if not hasattr(module, 'get_config'):
     raise ConfigError(f'{path}: a config file defines get_config(arg)')
   return module.get_config(arg)
@@ -209,49 +227,24 @@ def set_values(config: ml_collections.ConfigDict,
 
 def shrink_for_smoke_test(config: ml_collections.ConfigDict, *,
                           batch_size: int = 8) -> None:
-  """A few steps with every schedule compressed into them (for tests).
+  """Two steps with every schedule compressed into them (for tests).
 
-  Two steps, with a topology update at step 0 and (pruning) at step 1, and
-  evaluation and a checkpoint at the end.
+  Every method's schedules start at step 0 (a topology update at step 0,
+  pruning at steps 0 and 1); evaluation and a checkpoint at the end.
   """
-  config.num_train_steps = 2
+  num_steps = 2
+  config.num_train_steps = num_steps
   config.training_multiplier = 1.0
   config.batch_size = batch_size
   config.eval_batch_size = batch_size
-  config.mask_update.begin_step = 0
-  config.mask_update.end_step = 2
-  config.mask_update.interval = 1
-  config.pruning.begin_step = 0
-  config.pruning.end_step = 1
-  config.pruning.frequency = 1
+  for method in methods.METHODS.values():
+    set_values(config, method.smoke_overrides(num_steps))
   config.lr_schedule.warmup_steps = min(config.lr_schedule.warmup_steps, 1)
   boundaries = config.lr_schedule.boundaries
   config.lr_schedule.boundaries = (1,) if boundaries else ()
   config.log_every_steps = 1
-  config.eval_every_steps = 2
-  config.checkpoint_every_steps = 2
-
-
-def parse_custom_sparsities(entries: Sequence[str]) -> dict[str, float]:
-  """``('regex:0.5', ...)`` as a dict, for ``get_sparsities``."""
-  result = {}
-  for entry in entries:
-    pattern, sep, value = str(entry).rpartition(':')
-    try:
-      result[pattern] = float(value)
-    except ValueError:
-      sep = ''
-    if not sep or not pattern:
-      raise ConfigError(f'custom_sparsities entry {entry!r} is not '
-                        "'regex:sparsity'")
-  return result
-
-
-def effective_dense_layers(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """``dense_layers``, plus ``uniform_dense_layers`` under 'uniform'."""
-  extra = (tuple(config.uniform_dense_layers)
-           if config.distribution == 'uniform' else ())
-  return tuple(config.dense_layers) + extra
+  config.eval_every_steps = num_steps
+  config.checkpoint_every_steps = num_steps
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -259,98 +252,62 @@ def _require(condition: bool, key: str, message: str) -> None:
     raise ConfigError(f'config.{key}: {message}')
 
 
-def _validate_mask_update(config: ml_collections.ConfigDict) -> None:
-  """Checks the drop-and-grow schedule (SET, SNFS, RigL)."""
-  mask_update = config.mask_update
-  _require(mask_update.interval > 0, 'mask_update.interval',
-           f'must be a positive integer, got {mask_update.interval}')
-  _require(0.0 < mask_update.drop_fraction <= 1.0, 'mask_update.drop_fraction',
-           f'must be in (0, 1], got {mask_update.drop_fraction}')
-  _require(mask_update.schedule in schedules.DROP_FRACTION_SCHEDULES,
-           'mask_update.schedule',
-           f'must be one of {schedules.DROP_FRACTION_SCHEDULES}, '
-           f'got {mask_update.schedule!r}')
-  _require(0 <= mask_update.begin_step < mask_update.end_step,
-           'mask_update.end_step',
-           f'must be greater than begin_step ({mask_update.begin_step}) '
-           f'and begin_step >= 0, got {mask_update.end_step}')
-  _require(mask_update.end_step <= config.num_train_steps,
-           'mask_update.end_step',
-           f'{mask_update.end_step} is beyond num_train_steps '
-           f'({config.num_train_steps})')
+def _is_number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool) and
+          math.isfinite(value))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks values that need no model or data; raises ``ConfigError``."""
+  """Checks the runner's own keys; raises ``ConfigError`` naming the key.
+
+  The method's block, the sparsity and its distribution, the model and the
+  data set are checked where they are built (``training.build``).
+  """
   _require(config.method in methods.METHODS, 'method',
            f'must be one of {sorted(methods.METHODS)}, got {config.method!r}')
-  _require(0.0 <= config.sparsity < 1.0, 'sparsity',
-           f'must be in [0, 1), got {config.sparsity}')
-  method_class = methods.METHODS[config.method]
-  _require(config.sparsity > 0.0 or not method_class.uses_masks, 'sparsity',
-           f'method {config.method!r} trains sparse masks and needs a '
-           'sparsity > 0')
-  _require(config.distribution in distributions.DISTRIBUTIONS, 'distribution',
-           f'must be one of {distributions.DISTRIBUTIONS}, '
-           f'got {config.distribution!r}')
-  _require(config.training_multiplier > 0, 'training_multiplier',
-           f'must be positive, got {config.training_multiplier}')
+  _require(_is_number(config.training_multiplier) and
+           config.training_multiplier > 0, 'training_multiplier',
+           f'must be positive, got {config.training_multiplier!r}')
   for key in ('num_train_steps', 'batch_size', 'eval_batch_size',
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'keep_checkpoints'):
-    _require(int(config[key]) == config[key] and config[key] > 0, key,
-             f'must be a positive integer, got {config[key]}')
+    _require(_is_number(config[key]) and int(config[key]) == config[key] and
+             config[key] > 0, key,
+             f'must be a positive integer, got {config[key]!r}')
   _require(isinstance(config.dataset.num_workers, int) and
            config.dataset.num_workers >= 0, 'dataset.num_workers',
            f'must be an integer >= 0, got {config.dataset.num_workers!r}')
-  _require(config.model.name in models.MODELS, 'model.name',
-           f'must be one of {sorted(models.MODELS)}, '
-           f'got {config.model.name!r}')
-  _require(config.model.width > 0, 'model.width',
-           f'must be positive, got {config.model.width}')
-  _require(config.dataset.name in dataset_specs.names(), 'dataset.name',
-           f'must be one of {list(dataset_specs.names())}, '
-           f'got {config.dataset.name!r}')
-  if issubclass(method_class, drop_and_grow.DropAndGrowMethod):
-    _validate_mask_update(config)
-  if config.method == 'pruning':
-    pruning = config.pruning
-    _require(0 <= pruning.begin_step < pruning.end_step, 'pruning.end_step',
-             'must be greater than pruning.begin_step '
-             f'({pruning.begin_step}), got {pruning.end_step}')
-    _require(pruning.end_step <= config.num_train_steps, 'pruning.end_step',
-             f'{pruning.end_step} is beyond num_train_steps '
-             f'({config.num_train_steps})')
-    _require(pruning.frequency > 0, 'pruning.frequency',
-             f'must be a positive integer, got {pruning.frequency}')
-  _require(config.optimizer.name in OPTIMIZERS, 'optimizer.name',
-           f'must be one of {OPTIMIZERS}, got {config.optimizer.name!r}')
-  _require(config.optimizer.learning_rate > 0, 'optimizer.learning_rate',
-           f'must be positive, got {config.optimizer.learning_rate}')
-  _require(config.lr_schedule.name in LR_SCHEDULES, 'lr_schedule.name',
-           f'must be one of {LR_SCHEDULES}, got {config.lr_schedule.name!r}')
-  _require(0.0 <= config.label_smoothing < 1.0, 'label_smoothing',
-           f'must be in [0, 1), got {config.label_smoothing}')
-  parse_custom_sparsities(config.custom_sparsities)
+  _require(_is_number(config.label_smoothing) and
+           0.0 <= config.label_smoothing < 1.0, 'label_smoothing',
+           f'must be in [0, 1), got {config.label_smoothing!r}')
+  _require(config.seed == int(config.seed), 'seed',
+           f'must be an integer, got {config.seed!r}')
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A validated copy with the training multiplier applied.
 
-  The multiplier M scales the number of steps, T_end, the pruning steps and
-  every learning-rate anchor (warm-up and boundaries), so a 5x run keeps the
-  shape of the 1x schedule.
+  The multiplier M scales the number of steps, every method's step anchors
+  (T_end, the pruning steps) and every learning-rate anchor (warm-up and
+  boundaries), so a 5x run keeps the shape of the 1x schedule.
   """
+  validate(config)
   resolved = copy.deepcopy(config)
   multiplier = config.training_multiplier
   scale = lambda steps: schedules.scale_steps(steps, multiplier)
+  step_keys = ['num_train_steps', 'lr_schedule.warmup_steps'] + [
+      key for method in methods.METHODS.values()
+      for key in method.scaled_step_keys]
   with resolved.unlocked():
-    resolved.num_train_steps = scale(config.num_train_steps)
-    resolved.mask_update.end_step = scale(config.mask_update.end_step)
-    resolved.pruning.begin_step = scale(config.pruning.begin_step)
-    resolved.pruning.end_step = scale(config.pruning.end_step)
-    resolved.lr_schedule.warmup_steps = scale(config.lr_schedule.warmup_steps)
+    set_values(resolved, {key: scale(_get(config, key))
+                          for key in dict.fromkeys(step_keys)})
     resolved.lr_schedule.boundaries = tuple(
         scale(b) for b in config.lr_schedule.boundaries)
-  validate(resolved)
   return resolved
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+  value = config
+  for part in key.split('.'):
+    value = value[part]
+  return value

@@ -27,21 +27,17 @@ import ml_collections
 import numpy as np
 
 from rigl_jax import data
-from rigl_jax.data import specs as dataset_specs
-from rigl_jax.data import device_feed
 from rigl_jax import errors
-from rigl_jax.training import build as experiment
-from rigl_jax.training import costs as flops
+from rigl_jax.data import device_feed
 from rigl_jax.sparse import masks as masks_lib
-from rigl_jax.sparse import methods
+from rigl_jax.sparse import train_state as train_state_lib
+from rigl_jax.training import build as build_lib
+from rigl_jax.training import checkpoints as train_checkpoints
 from rigl_jax.training import metric_writer
 from rigl_jax.training import optimizers
-from rigl_jax.training import progress as progress_lib
-from rigl_jax.training import config as run_config
-from rigl_jax.training import steps
-from rigl_jax.training import checkpoints as train_checkpoints
 from rigl_jax.training import preemption as train_preemption
-from rigl_jax.sparse import train_state as train_state_lib
+from rigl_jax.training import progress as progress_lib
+from rigl_jax.training import steps
 
 DATA_AXIS = 'data'
 
@@ -51,55 +47,9 @@ def create_mesh() -> jax.sharding.Mesh:
   return jax.sharding.Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
 
 
-def _check_divisible_by_devices(config: ml_collections.ConfigDict) -> None:
-  for key in ('batch_size', 'eval_batch_size'):
-    if config[key] % jax.device_count():
-      raise errors.ConfigError(
-          f'config.{key}: {config[key]} is not divisible by the number of '
-          f'devices ({jax.device_count()})')
-
-
-@dataclasses.dataclass(frozen=True)
-class Setup:
-  """What a run is made of, built and checked from its config alone."""
-  run: ml_collections.ConfigDict  # resolved
-  spec: dataset_specs.DatasetSpec
-  width: float
-  model: Any
-  abstract_params: Any
-  sparsities: Any
-  method: methods.SparseMethod
-  tx: Any
-  preprocess: data.DevicePreprocess
-
-
-def build(config: ml_collections.ConfigDict) -> Setup:
-  """Validates the config and builds everything that needs no data.
-
-  Raises:
-    errors.ConfigError: naming the offending key.
-  """
-  run = run_config.resolve(config)
-  _check_divisible_by_devices(run)
-  if run.dataset.device_resident and not data.is_in_memory(run.dataset.name):
-    raise errors.ConfigError(
-        f'config.dataset.device_resident: {run.dataset.name} streams from '
-        'disk and cannot be held on the devices; set it to False')
-  spec = dataset_specs.get_spec(run.dataset)
-  width = experiment.training_width(run)
-  model = experiment.create_model(run, width)
-  abstract_params = experiment.abstract_variables(model, spec)['params']
-  return Setup(run=run, spec=spec, width=width, model=model,
-               abstract_params=abstract_params,
-               sparsities=experiment.get_sparsities(run, abstract_params),
-               method=methods.from_config(run),
-               tx=optimizers.create_optimizer(run),
-               preprocess=data.device_preprocess(run.dataset.name))
-
-
 def _init_state(rng, *, model, spec, tx, method, sparsities):
   params_rng, state_rng = jax.random.split(rng)
-  variables = model.init(params_rng, experiment.dummy_inputs(spec),
+  variables = model.init(params_rng, build_lib.dummy_inputs(spec),
                          train=False)
   return train_state_lib.TrainState.create(
       params=variables['params'], tx=tx, method=method, sparsities=sparsities,
@@ -165,7 +115,7 @@ class CompiledSteps:
     return jax.device_put(cls.empty(), self.shardings.replicated)
 
 
-def compile_steps(setup: Setup, shardings: Shardings,
+def compile_steps(setup: build_lib.Setup, shardings: Shardings,
                   feed: Any) -> CompiledSteps:
   """Compiles every step of ``setup`` from shapes alone (no state).
 
@@ -289,22 +239,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       divergence, or preemption (after writing a checkpoint).
   """
   start_time = time.time()
-  setup = build(config)
+  setup = build_lib.build(config)
   # From here on SIGTERM means: checkpoint after the current step and stop.
   with train_preemption.PreemptionWatch(
       jax.process_count(),
       multihost_utils.reached_preemption_sync_point) as preemption:
     results = _train(config, setup, epath.Path(workdir), preemption)
   # The paper's cost columns, for the sparsities this run reached.
-  results['flops'] = flops.flops_report(
-      config, layer_sparsities=results['sparsity']['layers'])
+  results['flops'] = setup.costs.report(
+      layer_sparsities=results['sparsity']['layers'])
   results['wall_time_s'] = time.time() - start_time
   if jax.process_index() == 0:
     _write_json(epath.Path(workdir) / 'results.json', results)
   return results
 
 
-def _train(config: ml_collections.ConfigDict, setup: Setup,
+def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
            workdir: epath.Path,
            preemption: train_preemption.PreemptionWatch) -> dict[str, Any]:
   """Restores or initializes the state, trains, evaluates; returns results."""

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rigl_jax.sparse import distributions
 from rigl_jax import get_sparsities
+from rigl_jax.sparse import checks
+from rigl_jax.sparse import distributions
 
 
 def mlp_and_conv():
@@ -64,19 +65,39 @@ def test_erk_power_scale_zero_is_uniform():
     assert s[path]['kernel'] == pytest.approx(0.7)
 
 
-def test_dense_layers_stay_dense_and_are_left_out_of_the_budget():
-  s = get_sparsities(mlp_and_conv(), 0.9, 'erk', dense_layers=('^Conv_0/',))
+def test_dense_rules_stay_dense_and_are_left_out_of_the_budget():
+  s = get_sparsities(mlp_and_conv(), 0.9, 'erk', rules=(('^Conv_0/', 'dense'),))
   assert s['Conv_0']['kernel'] is None
   eps = 0.1 * 900 / (50 + 40)
   assert s['Dense_0']['kernel'] == pytest.approx(1 - eps / 12)
 
 
-def test_custom_sparsities_are_kept_and_left_out_of_the_budget():
-  s = get_sparsities(mlp_and_conv(), 0.9, 'erk',
-                     custom_sparsities={'Dense_1': 0.25})
+def test_fixed_sparsities_are_kept_and_left_out_of_the_budget():
+  s = get_sparsities(mlp_and_conv(), 0.9, 'erk', rules=(('Dense_1', 0.25),))
   assert s['Dense_1']['kernel'] == 0.25
   eps = 0.1 * (288 + 600) / (18 + 50)
   assert s['Dense_0']['kernel'] == pytest.approx(1 - eps / 12)
+
+
+def test_the_first_matching_rule_decides():
+  s = get_sparsities(mlp_and_conv(), 0.9, 'uniform',
+                     rules=(('Dense_1', 0.5), ('Dense', 'dense')))
+  assert s['Dense_1']['kernel'] == 0.5
+  assert s['Dense_0']['kernel'] is None
+  assert s['Conv_0']['kernel'] == 0.9
+
+
+def test_uniform_keeps_the_first_layer_dense_unless_a_rule_says_otherwise():
+  uniform = get_sparsities(mlp_and_conv(), 0.8, 'uniform',
+                           first_layer='Conv_0/kernel')
+  assert uniform['Conv_0']['kernel'] is None
+  assert uniform['Dense_0']['kernel'] == 0.8
+  erk = get_sparsities(mlp_and_conv(), 0.8, 'erk', first_layer='Conv_0/kernel')
+  assert erk['Conv_0']['kernel'] > 0
+  ruled = get_sparsities(mlp_and_conv(), 0.8, 'uniform',
+                         first_layer='Conv_0/kernel',
+                         rules=(('^Conv_0/', 'distributed'),))
+  assert ruled['Conv_0']['kernel'] == 0.8
 
 
 def test_accepts_shape_dtype_structs():
@@ -85,22 +106,30 @@ def test_accepts_shape_dtype_structs():
           get_sparsities(mlp_and_conv(), 0.9, 'erk'))
 
 
-@pytest.mark.parametrize('kwargs,message', [
-    (dict(sparsity=1.0), 'sparsity must be in'),
-    (dict(sparsity=-0.1), 'sparsity must be in'),
-    (dict(distribution='erk2'), 'distribution must be one of'),
-    (dict(dense_layers=('NoSuchLayer',)), "dense_layers: regex 'NoSuchLayer'"),
-    (dict(dense_layers='Conv_0'), 'sequence of regexes'),
-    (dict(dense_layers=('Conv_0[',)), 'invalid regex'),
-    (dict(custom_sparsities={'bias': 0.5}), 'custom_sparsities'),
-    (dict(custom_sparsities={'Dense_0': 1.5}), r"custom_sparsities\['Dense_0'\]"),
+@pytest.mark.parametrize('kwargs,name,message', [
+    (dict(sparsity=1.0), 'sparsity', 'must be in'),
+    (dict(sparsity=-0.1), 'sparsity', 'must be in'),
+    (dict(sparsity=float('nan')), 'sparsity', 'must be in'),
+    (dict(distribution='erk2'), 'distribution', 'must be one of'),
+    (dict(erk_power_scale=float('nan')), 'erk_power_scale', '>= 0'),
+    (dict(rules=(('NoSuchLayer', 'dense'),)), 'layer_sparsity',
+     "regex 'NoSuchLayer' matches no kernel"),
+    (dict(rules=(('bias', 0.5),)), 'layer_sparsity', 'matches no kernel'),
+    (dict(rules='Conv_0'), 'layer_sparsity', 'pairs'),
+    (dict(rules=('Conv_0',)), 'layer_sparsity', 'pair'),
+    (dict(rules=(('Conv_0[', 'dense'),)), 'layer_sparsity', 'invalid regex'),
+    (dict(rules=(('Dense_0', 1.5),)), 'layer_sparsity',
+     "value of 'Dense_0' must be"),
+    (dict(rules=(('Dense_0', 'sparse'),)), 'layer_sparsity',
+     "value of 'Dense_0' must be"),
 ])
-def test_bad_input_names_the_argument(kwargs, message):
+def test_bad_input_names_the_argument(kwargs, name, message):
   args = dict(sparsity=0.9, distribution='erk')
   args.update(kwargs)
-  with pytest.raises((ValueError, TypeError), match=message):
+  with pytest.raises(checks.InvalidArgument, match=message) as info:
     get_sparsities(mlp_and_conv(), args.pop('sparsity'),
                    args.pop('distribution'), **args)
+  assert info.value.name == name
 
 
 kernel_shapes = st.lists(

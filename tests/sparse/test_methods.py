@@ -61,7 +61,7 @@ def test_rigl_optimizer_step_on_update_is_an_option():
 
 
 def test_set_grows_only_among_entries_not_kept():
-  method = methods.set_lib.Set(**drop_and_grow_kwargs(fraction=0.5))
+  method = methods.set.Set(**drop_and_grow_kwargs(fraction=0.5))
   mask = np.zeros(200, bool)
   mask[:100] = True
   weights = np.where(mask, np.linspace(1, 2, 200), 0.0)
@@ -173,15 +173,32 @@ def test_small_dense_find_width_matches_a_parameter_count():
 def test_registry_builds_from_config_and_rejects_unknown_methods():
   config = ml_collections.ConfigDict({
       'method': 'rigl',
+      'num_train_steps': 100,
       'mask_update': dict(begin_step=0, end_step=50, interval=5,
                           drop_fraction=0.3, schedule='cosine', power=1.0,
                           skip_optimizer_step=None),
   })
   method = methods.from_config(config)
   assert isinstance(method, methods.rigl.RigL) and method.skip_optimizer_step
-  assert sorted(methods.METHODS) == sorted([
-      'dense', 'small_dense', 'static', 'snip', 'set', 'snfs', 'rigl',
-      'pruning'])
   config.method = 'lottery'
   with pytest.raises(ValueError, match='method must be one of'):
     methods.from_config(config)
+
+
+@pytest.mark.parametrize('name', list(methods.METHODS))
+def test_every_method_describes_itself(name):
+  """What the registry reads of a method: one module says it all."""
+  method = methods.METHODS[name]
+  assert method.name == name and method.display_name
+  assert methods.display_name(name) == method.display_name
+  blocks = method.config_defaults()
+  for block in blocks.values():
+    assert isinstance(block, dict) and block
+  for key in method.scaled_step_keys + tuple(method.smoke_overrides(2)):
+    block, field = key.split('.')
+    assert field in blocks[block], key
+
+
+def test_the_paper_order_of_the_methods():
+  assert list(methods.METHODS) == ['dense', 'small_dense', 'static', 'snip',
+                                   'set', 'snfs', 'rigl', 'pruning']

@@ -5,6 +5,7 @@ import math
 import jax.numpy as jnp
 import pytest
 
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import schedules
 
 
@@ -34,22 +35,27 @@ def test_pruning_schedule_is_cubic_and_hits_the_end():
       100, 200, 300, 350]
   for t in (0, 100, 200, 300, 350, 400):
     progress = min(max((t - 100) / 250, 0.0), 1.0)
-    expected = 0.9 + (0.0 - 0.9) * (1 - progress)**3
-    assert float(schedule.sparsity(t, 0.9)) == pytest.approx(expected,
-                                                              abs=1e-6)
+    assert float(schedule.remaining(t)) == pytest.approx(
+        (1 - progress)**3, abs=1e-6)
 
 
-@pytest.mark.parametrize('make,message', [
+@pytest.mark.parametrize('make,name', [
     (lambda: schedules.UpdateSchedule(0, 10, 0), 'interval'),
-    (lambda: schedules.DropFraction('linear', 0.3, 10), 'schedule must be'),
-    (lambda: schedules.DropFraction('cosine', 0.0, 10), 'drop fraction'),
-    (lambda: schedules.DropFraction('cosine', 1.5, 10), 'drop fraction'),
-    (lambda: schedules.PruningSchedule(10, 5, 1), 'begin_step < end_step'),
+    (lambda: schedules.UpdateSchedule(5, 5, 1), 'end_step'),
+    (lambda: schedules.DropFraction('linear', 0.3, 10), 'schedule'),
+    (lambda: schedules.DropFraction('cosine', 0.0, 10), 'initial_fraction'),
+    (lambda: schedules.DropFraction('cosine', 1.5, 10), 'initial_fraction'),
+    (lambda: schedules.DropFraction('cosine', float('nan'), 10),
+     'initial_fraction'),
+    (lambda: schedules.DropFraction('inverse_power', 0.3, 10, float('nan')),
+     'power'),
+    (lambda: schedules.PruningSchedule(10, 5, 1), 'end_step'),
     (lambda: schedules.PruningSchedule(0, 5, 0), 'frequency'),
 ])
-def test_bad_schedule_arguments(make, message):
-  with pytest.raises(ValueError, match=message):
+def test_bad_schedule_arguments_name_the_argument(make, name):
+  with pytest.raises(checks.InvalidArgument) as info:
     make()
+  assert info.value.name == name
 
 
 def test_scale_steps():

@@ -156,7 +156,7 @@ def test_learning_rate_follows_the_training_step_when_updates_skip_it():
   # before step 4 and 0 from step 4 on, so exactly steps 1 and 3 move the
   # weights. (A schedule on optax's update count would also move step 4.)
   schedule = optax.piecewise_constant_schedule(1.0, {4: 0.0})
-  tx = transforms.scale_by_learning_rate(schedule)
+  tx = transforms.scale_by_schedule_at_step(schedule)
   method = methods.rigl.RigL(
       update_schedule=schedules.UpdateSchedule(0, 3, 2),
       drop_fraction=schedules.DropFraction('constant', 0.01, 3))

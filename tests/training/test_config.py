@@ -3,19 +3,20 @@
 import jax.numpy as jnp
 import pytest
 
-from rigl_jax.training import optimizers
+from rigl_jax.sparse import methods
 from rigl_jax.training import config as run_config
+from rigl_jax.training import optimizers
 
 
 def test_apply_arg_parses_literals_strings_and_dotted_keys():
   config = run_config.apply_arg(
       run_config.base_config(),
       'method=set, sparsity=0.95,mask_update.interval=50,'
-      "dense_layers=('^a',)")
+      "layer_sparsity=(('^a', 'dense'), ('b', 0.5))")
   assert config.method == 'set'
   assert config.sparsity == 0.95
   assert config.mask_update.interval == 50
-  assert config.dense_layers == ('^a',)
+  assert config.layer_sparsity == (('^a', 'dense'), ('b', 0.5))
 
 
 @pytest.mark.parametrize('arg', ['nosuchkey=1', 'mask_update.nope=2',
@@ -44,20 +45,35 @@ def test_resolve_scales_every_step_anchor_by_the_multiplier():
   assert config.num_train_steps == 1000  # The input is not modified.
 
 
-def test_uniform_adds_its_dense_layers():
+def test_every_method_brings_its_config_block():
   config = run_config.base_config()
-  config.dense_layers = ('a',)
-  config.uniform_dense_layers = ('first',)
-  assert run_config.effective_dense_layers(config) == ('a',)
-  config.distribution = 'uniform'
-  assert run_config.effective_dense_layers(config) == ('a', 'first')
+  for method in methods.METHODS.values():
+    for block, defaults in method.config_defaults().items():
+      assert set(config[block]) == set(defaults), (method.name, block)
+  assert config.mask_update.skip_optimizer_step is None
+  # A placeholder: typed overrides are accepted, others are not.
+  config.mask_update.skip_optimizer_step = True
+  with pytest.raises(TypeError):
+    config.mask_update.skip_optimizer_step = 'yes'
 
 
-def test_custom_sparsities_parse():
-  assert run_config.parse_custom_sparsities(('Dense_0/k.*:0.5', 'x:0')) == {
-      'Dense_0/k.*': 0.5, 'x': 0.0}
-  with pytest.raises(run_config.ConfigError, match='regex:sparsity'):
-    run_config.parse_custom_sparsities(('Dense_0',))
+def test_smoke_squeezes_every_method_into_two_steps():
+  config = run_config.base_config()
+  run_config.shrink_for_smoke_test(config)
+  assert config.num_train_steps == 2
+  for name in methods.METHODS:
+    config.method = name
+    method = methods.from_config(config)
+    if method.changes_topology:
+      assert [s for s in range(2) if method.is_update_step(s)], name
+
+
+def test_invalid_arguments_become_config_errors_naming_the_key():
+  with pytest.raises(run_config.ConfigError,
+                     match=r'^config\.mask_update\.interval: must be a '):
+    with run_config.as_config_errors():
+      methods.from_config(run_config.set_values(
+          run_config.base_config(), {'mask_update.interval': 0}))
 
 
 def test_warmup_then_piecewise_learning_rate():

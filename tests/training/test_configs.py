@@ -34,15 +34,15 @@ def test_config_builds_and_documents_its_command(name):
 
 def test_uniform_keeps_the_first_layer_dense_and_erk_does_not():
   from rigl_jax.data import specs as dataset_specs  # pylint: disable=g-import-not-at-top
-  from rigl_jax.training import build as experiment  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import build  # pylint: disable=g-import-not-at-top
   for name, arg in (('imagenet_resnet50', 'distribution=uniform'),
                     ('imagenet_resnet50', 'distribution=erk'),
                     ('imagenet_mobilenet_v1', 'distribution=erk')):
     config = load_config(name, arg)
-    params = experiment.abstract_variables(
-        experiment.create_model(config),
-        dataset_specs.get_spec(config.dataset))['params']
-    sparsities = experiment.get_sparsities(config, params)
+    spec = dataset_specs.get_spec(config.dataset)
+    params = build.abstract_variables(
+        build.create_model(config, spec, config.model.width), spec)['params']
+    sparsities = build.get_sparsities(config, params)
     stem = sparsities['stem']['kernel']
     if name == 'imagenet_resnet50' and config.distribution == 'erk':
       assert stem is not None and stem > 0

@@ -40,7 +40,15 @@ BAD_VALUES = [
     ({'method': 'pruning', 'pruning.end_step': 100}, 'config.pruning.end_step'),
     ({'model.width': 0.0}, 'config.model.width'),
     ({'method': 'static', 'sparsity': 0.0}, 'config.sparsity'),
-    ({'dense_layers': ('NoSuchLayer',)}, 'config.dense_layers'),
+    ({'layer_sparsity': (('NoSuchLayer', 'dense'),)}, 'config.layer_sparsity'),
+    ({'layer_sparsity': (('.*', 'dense'),)}, 'config.layer_sparsity'),
+    ({'optimizer.learning_rate': float('inf')}, 'config.optimizer.learning_rate'),
+    ({'optimizer.learning_rate': 1e39}, 'config.optimizer.learning_rate'),
+    ({'optimizer.l2': float('nan')}, 'config.optimizer.l2'),
+    ({'mask_update.power': float('nan')}, 'config.mask_update.power'),
+    ({'sparsity': 0.99999}, 'config.sparsity'),
+    ({'dataset.device_resident': True, 'dataset.name': 'imagenet2012',
+      'model.name': 'resnet50'}, 'config.dataset.device_resident'),
     ({'lr_schedule.name': 'step'}, 'config.lr_schedule.name'),
 ]
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from rigl_jax import data
 from rigl_jax.data import device_feed
+from rigl_jax.training import build
 from rigl_jax.training import loop
 from rigl_jax.training import steps
 from tests import fixtures
@@ -14,8 +15,8 @@ from tests import fixtures
 def test_rigl_update_step_of_a_real_model_grows_the_largest_gradients(
     mnist_dir):
   """Through the compiled LeNet update step, not a constructed example."""
-  setup = loop.build(fixtures.tiny_mnist_config(mnist_dir, sparsity=0.98,
-                                                batch_size=16))
+  setup = build.build(fixtures.tiny_mnist_config(mnist_dir, sparsity=0.98,
+                                                 batch_size=16))
   shardings = loop.Shardings.of(loop.create_mesh())
   feed = device_feed.Streamed(None, data.batch_shapes(setup.run.dataset, 16),
                               shardings.batch)

@@ -1,21 +1,40 @@
 """The interface every sparse training method implements.
 
-A method decides the initial topology, what it observes every step, when
-the topology changes and how. Every function is pure and jittable, and
-``is_update_step`` also takes a Python int, so a loop can choose the
-compiled step of each kind on the host (see ``rigl_jax.train_state``).
+A method is one module in this package. Its class says:
+
+- how it trains: the initial topology, what it observes every step, when
+  the topology changes and how (pure, jittable functions; ``is_update_step``
+  also takes a Python int, so a loop can choose the compiled step of each
+  kind on the host, see ``rigl_jax.sparse.train_state``);
+- how it is configured: the config blocks it reads with their defaults
+  (``config_defaults``), which of their keys are step counts that the
+  training multiplier scales, how to shrink them for a two-step smoke test,
+  and its construction from a config (``from_config``), which checks every
+  value it reads;
+- how it is reported: its display name and its training-FLOPs formula.
+
 Methods are frozen dataclasses of hashable hyper-parameters so that they
 can live in a jitted state's static fields.
 """
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
 
+from rigl_jax.sparse import flops
 from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse.tree_paths import PyTree
 
-PyTree = Any
+# A config block: key -> default value (or ``Unset``).
+ConfigBlock = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Unset:
+  """A config default of None whose overrides must have ``type``."""
+  type: type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,16 +42,50 @@ class SparseMethod:
   """A method that trains a fixed random sparse topology (the default)."""
 
   name: ClassVar[str] = ''
+  display_name: ClassVar[str] = ''
   # False for methods that train every weight (dense, small_dense).
   uses_masks: ClassVar[bool] = True
   # True when ``update_masks`` may change the masks during training.
   changes_topology: ClassVar[bool] = False
+  # Dotted config keys holding step counts, scaled by the multiplier.
+  scaled_step_keys: ClassVar[tuple[str, ...]] = ()
+
+  # -- Configuration ---------------------------------------------------------
+
+  @classmethod
+  def config_defaults(cls) -> dict[str, ConfigBlock]:
+    """The config blocks this method reads, with their defaults."""
+    return {}
+
+  @classmethod
+  def smoke_overrides(cls, num_steps: int) -> dict[str, Any]:
+    """Dotted keys that squeeze the method's schedules into ``num_steps``."""
+    del num_steps
+    return {}
 
   @classmethod
   def from_config(cls, config: Any) -> 'SparseMethod':
-    """Builds the method from a run config (see ``configs/``)."""
+    """Builds the method from a run config (see ``configs/``).
+
+    Raises:
+      checks.InvalidArgument: naming the offending config key.
+    """
     del config
     return cls()
+
+  # -- Cost ------------------------------------------------------------------
+
+  def model_width(self, width: float, num_params_at: Callable[[float], int],
+                  sparse_nonzeros: int) -> float:
+    """The width multiplier of the model this method trains."""
+    del num_params_at, sparse_nonzeros
+    return width
+
+  def train_flops(self, costs: flops.RunCosts) -> float:
+    """Per-example training FLOPs of the run: 3 f_S every step."""
+    return costs.num_steps * flops.sparse_step(costs.sparse_flops)
+
+  # -- Training --------------------------------------------------------------
 
   @property
   def skip_optimizer_step(self) -> bool:

@@ -3,7 +3,9 @@
 At an update step t, each sparse layer replaces
 k = floor(f_decay(t) * n_active) connections: the k active weights with the
 smallest |w| are dropped and k entries among those not kept are grown by the
-method's score. Subclasses only say how they score growth.
+method's score. Subclasses say how they score growth. They read the
+``mask_update`` config block: ΔT (interval), T_end (end_step), α
+(drop_fraction) and f_decay (schedule, power for inverse_power).
 """
 
 import dataclasses
@@ -12,12 +14,12 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import schedules
 from rigl_jax.sparse import topology
 from rigl_jax.sparse.methods import base
-
-PyTree = Any
+from rigl_jax.sparse.tree_paths import PyTree
 
 
 def num_to_swap(mask: jax.Array, fraction: Any) -> jax.Array:
@@ -42,22 +44,53 @@ class DropAndGrowMethod(base.SparseMethod):
 
   changes_topology = True
   default_skip_optimizer = False
+  scaled_step_keys = ('mask_update.end_step',)
+
+  @classmethod
+  def config_defaults(cls):
+    return {'mask_update': {
+        'begin_step': 0,
+        'end_step': 750,  # T_end
+        'interval': 100,  # ΔT
+        'drop_fraction': 0.3,  # α
+        'schedule': 'cosine',
+        'power': 1.0,  # of the inverse_power schedule
+        # None: the method's default (RigL skips the optimizer step, as in
+        # the paper; SET and SNFS take it before changing the topology).
+        'skip_optimizer_step': base.Unset(bool),
+    }}
+
+  @classmethod
+  def smoke_overrides(cls, num_steps):
+    return {'mask_update.begin_step': 0, 'mask_update.end_step': num_steps,
+            'mask_update.interval': 1}
 
   @classmethod
   def method_kwargs(cls, config: Any) -> dict[str, Any]:
     """Constructor arguments of this method read from ``config``."""
     mask_update = config.mask_update
-    return dict(
-        update_schedule=schedules.UpdateSchedule(
-            begin_step=mask_update.begin_step,
-            end_step=mask_update.end_step,
-            interval=mask_update.interval),
-        drop_fraction=schedules.DropFraction(
-            schedule=mask_update.schedule,
-            initial_fraction=mask_update.drop_fraction,
-            end_step=mask_update.end_step,
-            power=mask_update.power),
-        skip_optimizer=mask_update.skip_optimizer_step)
+    with checks.renamed(begin_step='mask_update.begin_step',
+                        end_step='mask_update.end_step',
+                        interval='mask_update.interval',
+                        schedule='mask_update.schedule',
+                        initial_fraction='mask_update.drop_fraction',
+                        power='mask_update.power'):
+      kwargs = dict(
+          update_schedule=schedules.UpdateSchedule(
+              begin_step=mask_update.begin_step,
+              end_step=mask_update.end_step,
+              interval=mask_update.interval),
+          drop_fraction=schedules.DropFraction(
+              schedule=mask_update.schedule,
+              initial_fraction=mask_update.drop_fraction,
+              end_step=mask_update.end_step,
+              power=mask_update.power),
+          skip_optimizer=mask_update.skip_optimizer_step)
+    checks.require(mask_update.end_step <= config.num_train_steps,
+                   'mask_update.end_step',
+                   f'{mask_update.end_step} is beyond num_train_steps '
+                   f'({config.num_train_steps})')
+    return kwargs
 
   @classmethod
   def from_config(cls, config: Any) -> 'DropAndGrowMethod':

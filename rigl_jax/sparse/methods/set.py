@@ -8,10 +8,17 @@ from rigl_jax.sparse.methods import drop_and_grow
 
 @dataclasses.dataclass(frozen=True)
 class Set(drop_and_grow.DropAndGrowMethod):
-  """Sparse Evolutionary Training: random growth among inactive entries."""
+  """Sparse Evolutionary Training: random growth among inactive entries.
+
+  Training FLOPs: 3 f_S every step (growth needs no dense gradient).
+  """
 
   name = 'set'
+  display_name = 'SET'
 
   def grow_scores(self, rng, params, grads, masks, state):
     del grads, state
     return masks_lib.random_scores(rng, masks, params)
+
+
+METHOD = Set

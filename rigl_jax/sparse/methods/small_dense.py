@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Callable
 
+from rigl_jax.sparse import checks
 from rigl_jax.sparse.methods import dense
 
 
@@ -11,6 +12,15 @@ class SmallDense(dense.Dense):
   """Dense training of a narrower model; the width comes from ``find_width``."""
 
   name = 'small_dense'
+  display_name = 'Small-Dense'
+
+  def model_width(self, width, num_params_at, sparse_nonzeros):
+    """The width at which the dense model has the sparse model's nonzeros."""
+    try:
+      return width * find_width(lambda w: num_params_at(width * w),
+                                sparse_nonzeros)
+    except ValueError as e:
+      raise checks.InvalidArgument('method', str(e)) from None
 
 
 def find_width(num_params: Callable[[float], int], target: int, *,
@@ -52,3 +62,6 @@ def find_width(num_params: Callable[[float], int], target: int, *,
       high = mid
   # Channel counts are integers: pick the bracket end that lands closest.
   return min((low, high), key=lambda w: abs(num_params(w) - target))
+
+
+METHOD = SmallDense

@@ -4,7 +4,8 @@ The growth score is |EMA of dense gradients| (momentum 0.9), updated every
 step. With ``redistribute`` the number of grown connections is also moved
 across layers in proportion to the mean momentum magnitude of each layer's
 active weights (sparse momentum's redistribution); the RigL paper's SNFS
-baseline keeps it off.
+baseline keeps it off. Reads the ``mask_update`` block and its own ``snfs``
+block. Training FLOPs: 2 f_S + f_D every step (dense gradients every step).
 """
 
 import dataclasses
@@ -12,6 +13,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from rigl_jax.sparse import checks
+from rigl_jax.sparse import flops
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import topology
 from rigl_jax.sparse import tree_paths
@@ -55,12 +58,24 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
   redistribute: bool = False
 
   name = 'snfs'
+  display_name = 'SNFS'
+
+  @classmethod
+  def config_defaults(cls):
+    return {**super().config_defaults(),
+            'snfs': {'momentum': 0.9, 'redistribute': False}}
 
   @classmethod
   def from_config(cls, config):
+    checks.require_in_range('snfs.momentum', config.snfs.momentum, 0.0, 1.0,
+                            high_open=True)
     return cls(**cls.method_kwargs(config),
                momentum=config.snfs.momentum,
                redistribute=config.snfs.redistribute)
+
+  def train_flops(self, costs: flops.RunCosts) -> float:
+    return costs.num_steps * flops.dense_gradient_step(costs.sparse_flops,
+                                                       costs.dense_flops)
 
   def init_state(self, params, masks, sparsities):
     del sparsities
@@ -115,3 +130,6 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
       grow_scores = jnp.where(kept[i], -jnp.inf, jnp.abs(emas[i]))
       new_leaves[i] = kept[i] | topology.top_k_mask(grow_scores, regrow[j])
     return jax.tree.unflatten(treedef, new_leaves)
+
+
+METHOD = Snfs

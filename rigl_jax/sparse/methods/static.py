@@ -10,3 +10,7 @@ class Static(base.SparseMethod):
   """Random masks with the distribution's per-layer sparsities, never changed."""
 
   name = 'static'
+  display_name = 'Static'
+
+
+METHOD = Static
