@@ -39,23 +39,27 @@ from rigl_jax.training import loop as train
 CONFIG = 'configs/mnist_lenet300.py'
 
 
-def bare_steps_per_second(config_path: str, method: str,
-                          overrides: dict[str, Any]) -> float:
+def bare_steps_per_second(
+    config_path: str, method: str, overrides: dict[str, Any]
+) -> float:
   """Steps/s of the run's compiled steps, back to back, on fixed inputs."""
-  config = run_config.set_values(run_config.load(config_path),
-                                 {**overrides, 'method': method})
+  config = run_config.set_values(
+      run_config.load(config_path), {**overrides, 'method': method}
+  )
   setup = build_lib.build(config)
   shardings = train.Shardings.of(train.create_mesh())
-  feed = train.create_feed(setup.run, data.create_pipeline(setup.run),
-                           shardings)
+  feed = train.create_feed(
+      setup.run, data.create_pipeline(setup.run), shardings
+  )
   compiled = train.compile_steps(setup, shardings, feed)
   inputs = feed.inputs(0)
   state = compiled.init_state(jax.random.PRNGKey(0))
   metrics = compiled.empty_metrics(steps.TrainMetrics)
   num_steps = setup.run.num_train_steps
-  kinds = [setup.method.changes_topology and
-           bool(setup.method.is_update_step(step))
-           for step in range(num_steps)]
+  kinds = [
+      setup.method.changes_topology and bool(setup.method.is_update_step(step))
+      for step in range(num_steps)
+  ]
   jax.block_until_ready(state)
   start = time.perf_counter()
   for step, update in enumerate(kinds):
@@ -66,50 +70,64 @@ def bare_steps_per_second(config_path: str, method: str,
   return num_steps / (time.perf_counter() - start)
 
 
-def end_to_end_steps_per_second(config_path: str, method: str,
-                                overrides: dict[str, Any]) -> float:
-  config = run_config.set_values(run_config.load(config_path),
-                                 {**overrides, 'method': method})
+def end_to_end_steps_per_second(
+    config_path: str, method: str, overrides: dict[str, Any]
+) -> float:
+  config = run_config.set_values(
+      run_config.load(config_path), {**overrides, 'method': method}
+  )
   with tempfile.TemporaryDirectory() as workdir:
     return train.train_and_evaluate(config, workdir)['steps_per_second']
 
 
-def measure(mnist_dir: str, multiplier: float,
-            rounds: int) -> dict[str, list[float]]:
+def measure(
+    mnist_dir: str, multiplier: float, rounds: int
+) -> dict[str, list[float]]:
   """Steps/s of every run, and the ratios of each round.
 
   A round runs the four measurements back to back, so its ratios compare
   runs minutes apart at most; the medians over rounds are reported.
   """
-  overrides = {'dataset.local_dir': mnist_dir,
-               'training_multiplier': multiplier}
+  overrides = {
+      'dataset.local_dir': mnist_dir,
+      'training_multiplier': multiplier,
+  }
   results = {}
   for _ in range(rounds):
     rates = {}
     for method in ('rigl', 'dense'):
       rates[method, 'end to end'] = end_to_end_steps_per_second(
-          CONFIG, method, overrides)
-      rates[method, 'bare'] = bare_steps_per_second(CONFIG, method,
-                                                    overrides)
+          CONFIG, method, overrides
+      )
+      rates[method, 'bare'] = bare_steps_per_second(CONFIG, method, overrides)
     for method in ('rigl', 'dense'):
       results.setdefault(f'{method} end to end', []).append(
-          rates[method, 'end to end'])
+          rates[method, 'end to end']
+      )
       results.setdefault(f'{method} bare', []).append(rates[method, 'bare'])
       results.setdefault(f'{method} end to end / bare', []).append(
-          rates[method, 'end to end'] / rates[method, 'bare'])
+          rates[method, 'end to end'] / rates[method, 'bare']
+      )
     results.setdefault('rigl / dense, end to end', []).append(
-        rates['rigl', 'end to end'] / rates['dense', 'end to end'])
+        rates['rigl', 'end to end'] / rates['dense', 'end to end']
+    )
     results.setdefault('rigl / dense, bare', []).append(
-        rates['rigl', 'bare'] / rates['dense', 'bare'])
+        rates['rigl', 'bare'] / rates['dense', 'bare']
+    )
   return results
 
 
 def table(results: dict[str, list[float]]) -> str:
-  rows = [[name, f'{statistics.median(values):.3f}' if '/' in name else
-           f'{statistics.median(values):.0f}',
-           ', '.join(f'{v:.3f}' if '/' in name else f'{v:.0f}'
-                     for v in values)]
-          for name, values in results.items()]
+  rows = [
+      [
+          name,
+          f'{statistics.median(values):.3f}'
+          if '/' in name
+          else f'{statistics.median(values):.0f}',
+          ', '.join(f'{v:.3f}' if '/' in name else f'{v:.0f}' for v in values),
+      ]
+      for name, values in results.items()
+  ]
   return harness.markdown_table(('quantity', 'median', 'each round'), rows)
 
 
@@ -119,10 +137,14 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
-  _MNIST_DIR = flags.DEFINE_string('mnist_dir', '../shared/data/mnist',
-                                   'The MNIST IDX files.')
+  _MNIST_DIR = flags.DEFINE_string(
+      'mnist_dir', '../shared/data/mnist', 'The MNIST IDX files.'
+  )
   _MULTIPLIER = flags.DEFINE_float(
-      'multiplier', 1.0, 'Training multiplier: scales the 12,000 steps and '
-      'every schedule with them.')
+      'multiplier',
+      1.0,
+      'Training multiplier: scales the 12,000 steps and '
+      'every schedule with them.',
+  )
   _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Rounds of the four runs.')
   app.run(main)

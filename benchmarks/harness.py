@@ -33,6 +33,7 @@ class Bench:
   donated; ``update_step`` is None for methods that never change the
   topology.
   """
+
   method: str
   config: ml_collections.ConfigDict  # resolved
   setup: build_lib.Setup
@@ -71,25 +72,42 @@ def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
   The steps are compiled for batches sent from the host (a streamed feed),
   so they run on the synthetic batch without loading the data set.
   """
-  config = run_config.set_values(run_config.load(config_path),
-                                 {**overrides, 'method': method})
+  config = run_config.set_values(
+      run_config.load(config_path), {**overrides, 'method': method}
+  )
   setup = build_lib.build(config)
   shardings = train.Shardings.of(train.create_mesh())
   feed = device_feed.Streamed(
-      None, data.batch_shapes(setup.run.dataset, setup.run.batch_size),
-      shardings.batch)
+      None,
+      data.batch_shapes(setup.run.dataset, setup.run.batch_size),
+      shardings.batch,
+  )
   compiled = train.compile_steps(setup, shardings, feed)
   state = compiled.init_state(jax.random.PRNGKey(0))
   batch = jax.device_put(
-      data.random_batch(setup.run.dataset, setup.run.batch_size,
-                        setup.spec.num_classes, np.random.default_rng(0)),
-      shardings.batch)
-  return Bench(method, setup.run, setup, compiled, state, batch,
-               compiled.train[False], compiled.train.get(True))
+      data.random_batch(
+          setup.run.dataset,
+          setup.run.batch_size,
+          setup.spec.num_classes,
+          np.random.default_rng(0),
+      ),
+      shardings.batch,
+  )
+  return Bench(
+      method,
+      setup.run,
+      setup,
+      compiled,
+      state,
+      batch,
+      compiled.train[False],
+      compiled.train.get(True),
+  )
 
 
-def time_interleaved(calls: dict[str, Callable[[], Any]], *, warmup: int,
-                     repeats: int) -> dict[str, float]:
+def time_interleaved(
+    calls: dict[str, Callable[[], Any]], *, warmup: int, repeats: int
+) -> dict[str, float]:
   """Median seconds of each call, measured round-robin after warm-up.
 
   Interleaving spreads slow phases of the machine (other processes, thermal
@@ -108,7 +126,9 @@ def time_interleaved(calls: dict[str, Callable[[], Any]], *, warmup: int,
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |',
-           '|' + '|'.join('---' for _ in header) + '|']
+  lines = [
+      '| ' + ' | '.join(header) + ' |',
+      '|' + '|'.join('---' for _ in header) + '|',
+  ]
   lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
   return '\n'.join(lines)

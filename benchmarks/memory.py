@@ -31,9 +31,12 @@ def peak_bytes(bench: harness.Bench) -> int:
   for step in (bench.plain_step, bench.update_step):
     if step is not None:
       analysis = step.memory_analysis()
-      peaks.append(analysis.argument_size_in_bytes +
-                   analysis.output_size_in_bytes +
-                   analysis.temp_size_in_bytes - analysis.alias_size_in_bytes)
+      peaks.append(
+          analysis.argument_size_in_bytes
+          + analysis.output_size_in_bytes
+          + analysis.temp_size_in_bytes
+          - analysis.alias_size_in_bytes
+      )
   return max(peaks)
 
 
@@ -47,25 +50,40 @@ def measure(name: str) -> list[list[str]]:
     masked = sum(m.size for m in jax.tree.leaves(state.masks))
     peak = peak_bytes(bench)
     dense_peak = dense_peak or peak
-    rows.append([
-        name, method, f'{params / 2**20:.2f}',
-        f'{nbytes(state.masks) / masked:.2f}' if masked else '-',
-        f'{nbytes(state.masks) / params:.3f}',
-        f'{nbytes(state.method_state) / params:.3f}',
-        f'{nbytes(state.topology_stats) / params:.3f}',
-        f'{peak / 2**20:.1f}', f'{peak / dense_peak:.3f}'])
+    rows.append(
+        [
+            name,
+            method,
+            f'{params / 2**20:.2f}',
+            f'{nbytes(state.masks) / masked:.2f}' if masked else '-',
+            f'{nbytes(state.masks) / params:.3f}',
+            f'{nbytes(state.method_state) / params:.3f}',
+            f'{nbytes(state.topology_stats) / params:.3f}',
+            f'{peak / 2**20:.1f}',
+            f'{peak / dense_peak:.3f}',
+        ]
+    )
   return rows
 
 
-HEADER = ('model', 'method', 'params MiB', 'mask bytes / masked weight',
-          'masks / params', 'method state / params',
-          'topology stats / params', 'step peak MiB', 'peak / dense peak')
+HEADER = (
+    'model',
+    'method',
+    'params MiB',
+    'mask bytes / masked weight',
+    'masks / params',
+    'method state / params',
+    'topology stats / params',
+    'step peak MiB',
+    'peak / dense peak',
+)
 
 
 def table(names: Sequence[str]) -> str:
   """The Markdown table of ``names``."""
   return harness.markdown_table(
-      HEADER, [row for name in names for row in measure(name)])
+      HEADER, [row for name in names for row in measure(name)]
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -74,6 +92,7 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
-  _WORKLOADS = flags.DEFINE_list('workloads', list(workloads.WORKLOADS),
-                                 'Workloads to run.')
+  _WORKLOADS = flags.DEFINE_list(
+      'workloads', list(workloads.WORKLOADS), 'Workloads to run.'
+  )
   app.run(main)

@@ -31,32 +31,52 @@ from benchmarks import topology_update
 from benchmarks import workloads
 
 _OUTPUT = flags.DEFINE_string(
-    'output', os.path.join(os.path.dirname(__file__), 'RESULTS.md'),
-    'Markdown file to write.')
-_STEP_REPEATS = flags.DEFINE_integer('step_repeats', 20,
-                                     'Timed calls per method in step_time.')
+    'output',
+    os.path.join(os.path.dirname(__file__), 'RESULTS.md'),
+    'Markdown file to write.',
+)
+_STEP_REPEATS = flags.DEFINE_integer(
+    'step_repeats', 20, 'Timed calls per method in step_time.'
+)
 _UPDATE_REPEATS = flags.DEFINE_integer(
-    'update_repeats', 10, 'Timed calls of each kind in topology_update.')
+    'update_repeats', 10, 'Timed calls of each kind in topology_update.'
+)
 _SECTION = flags.DEFINE_string(
-    'section', '', 'Title of the machine section (default: from the device).')
+    'section', '', 'Title of the machine section (default: from the device).'
+)
 _SECTIONS = flags.DEFINE_list(
-    'sections', ['step_time', 'topology_update', 'selection', 'memory',
-                 'input', 'end_to_end'], 'Which benchmarks to run.')
-_MNIST_DIR = flags.DEFINE_string('mnist_dir', '../shared/data/mnist',
-                                 'MNIST IDX files (input, end_to_end).')
-_CIFAR_DIR = flags.DEFINE_string('cifar_dir', '../shared/data/cifar10',
-                                 'The CIFAR-10 JPEG zip (input).')
+    'sections',
+    [
+        'step_time',
+        'topology_update',
+        'selection',
+        'memory',
+        'input',
+        'end_to_end',
+    ],
+    'Which benchmarks to run.',
+)
+_MNIST_DIR = flags.DEFINE_string(
+    'mnist_dir', '../shared/data/mnist', 'MNIST IDX files (input, end_to_end).'
+)
+_CIFAR_DIR = flags.DEFINE_string(
+    'cifar_dir', '../shared/data/cifar10', 'The CIFAR-10 JPEG zip (input).'
+)
 _SHAKESPEARE_DIR = flags.DEFINE_string(
-    'shakespeare_dir', '../shared/data/tinyshakespeare',
-    'Tiny Shakespeare (input).')
+    'shakespeare_dir',
+    '../shared/data/tinyshakespeare',
+    'Tiny Shakespeare (input).',
+)
 _IMAGENET_IMAGE_SIZE = flags.DEFINE_integer(
-    'imagenet_image_size', 224, 'ImageNet-style crop size (input).')
+    'imagenet_image_size', 224, 'ImageNet-style crop size (input).'
+)
 _IMAGENET_BATCH = flags.DEFINE_integer(
-    'imagenet_batch', 16, 'ImageNet-style batch (input).')
-_E2E_ROUNDS = flags.DEFINE_integer('e2e_rounds', 8,
-                                   'Rounds of end_to_end.')
+    'imagenet_batch', 16, 'ImageNet-style batch (input).'
+)
+_E2E_ROUNDS = flags.DEFINE_integer('e2e_rounds', 8, 'Rounds of end_to_end.')
 _E2E_MULTIPLIER = flags.DEFINE_float(
-    'e2e_multiplier', 0.25, 'Training multiplier of the end_to_end runs.')
+    'e2e_multiplier', 0.25, 'Training multiplier of the end_to_end runs.'
+)
 
 
 def cpu_name() -> str:
@@ -72,50 +92,62 @@ def cpu_name() -> str:
 
 def machine() -> str:
   device = jax.devices()[0]
-  accelerator = ('' if device.platform == 'cpu' else
-                 f', {len(jax.devices())} x {device.device_kind}')
-  return (f'{cpu_name()}, {os.cpu_count()} cores{accelerator}; '
-          f'{platform.system()} {platform.release()}; Python '
-          f'{platform.python_version()}; jax {jax.__version__}, jaxlib '
-          f'{jaxlib.__version__}, flax {flax.__version__}, optax '
-          f'{optax.__version__}')
+  accelerator = (
+      ''
+      if device.platform == 'cpu'
+      else f', {len(jax.devices())} x {device.device_kind}'
+  )
+  return (
+      f'{cpu_name()}, {os.cpu_count()} cores{accelerator}; '
+      f'{platform.system()} {platform.release()}; Python '
+      f'{platform.python_version()}; jax {jax.__version__}, jaxlib '
+      f'{jaxlib.__version__}, flax {flax.__version__}, optax '
+      f'{optax.__version__}'
+  )
 
 
 def report() -> tuple[str, list[str]]:
   """Runs the chosen benchmarks: the machine title and its subsections."""
   device = jax.devices()[0]
   title = _SECTION.value or (
-      f'CPU: {cpu_name()}, {os.cpu_count()} cores' if device.platform == 'cpu'
-      else f'{device.platform.upper()}: {device.device_kind}')
-  measured = (f'Measured {datetime.date.today().isoformat()} on '
-              f'{machine()}.')
+      f'CPU: {cpu_name()}, {os.cpu_count()} cores'
+      if device.platform == 'cpu'
+      else f'{device.platform.upper()}: {device.device_kind}'
+  )
+  measured = f'Measured {datetime.date.today().isoformat()} on ' f'{machine()}.'
   sections = {
       'step_time': (
           'Train step against dense',
           'Median ms per jitted train step between topology updates, '
           'methods compiled and donated as in training, interleaved in one '
           'process (`python -m benchmarks.step_time`).',
-          lambda: step_time.table(list(workloads.WORKLOADS),
-                                  _STEP_REPEATS.value)),
+          lambda: step_time.table(
+              list(workloads.WORKLOADS), _STEP_REPEATS.value
+          ),
+      ),
       'topology_update': (
           'Topology update',
           'One RigL update (drop and grow in every layer, optimizer-state '
           'reset) against a train step (`python -m '
           'benchmarks.topology_update`).',
-          lambda: topology_update.table(['WRN-22-2', 'ResNet-50'],
-                                        _UPDATE_REPEATS.value)),
+          lambda: topology_update.table(
+              ['WRN-22-2', 'ResNet-50'], _UPDATE_REPEATS.value
+          ),
+      ),
       'selection': (
           'Top-k selection',
           '`topology.top_k_mask` (radix select) against a stable argsort, '
           'on the largest layer of each model (`python -m '
           'benchmarks.selection`).',
-          selection.table),
+          selection.table,
+      ),
       'memory': (
           'Memory',
           'Bytes of masks, method state and topology statistics relative '
           "to the params, and the peak memory of a train step in XLA's "
           'accounting (`python -m benchmarks.memory`).',
-          lambda: memory.table(list(workloads.WORKLOADS))),
+          lambda: memory.table(list(workloads.WORKLOADS)),
+      ),
       'input': (
           'Input pipelines',
           'Examples/s of each input path against the examples/s the '
@@ -123,9 +155,16 @@ def report() -> tuple[str, list[str]]:
           'benchmarks.input_pipeline`); ImageNet-style input decodes '
           'synthetic 500x375 JPEGs, its step is ResNet-50 at '
           f'{_IMAGENET_IMAGE_SIZE.value}px, batch {_IMAGENET_BATCH.value}.',
-          lambda: input_pipeline.table(input_pipeline.measure_all(
-              _MNIST_DIR.value, _CIFAR_DIR.value, _SHAKESPEARE_DIR.value,
-              _IMAGENET_IMAGE_SIZE.value, _IMAGENET_BATCH.value))),
+          lambda: input_pipeline.table(
+              input_pipeline.measure_all(
+                  _MNIST_DIR.value,
+                  _CIFAR_DIR.value,
+                  _SHAKESPEARE_DIR.value,
+                  _IMAGENET_IMAGE_SIZE.value,
+                  _IMAGENET_BATCH.value,
+              )
+          ),
+      ),
       'end_to_end': (
           'End to end',
           'The MNIST main job (and its dense counterpart) through '
@@ -133,13 +172,19 @@ def report() -> tuple[str, list[str]]:
           'to back, training multiplier '
           f'{_E2E_MULTIPLIER.value:g}; ratios per round, medians over '
           f'{_E2E_ROUNDS.value} rounds (`python -m benchmarks.end_to_end`).',
-          lambda: end_to_end.table(end_to_end.measure(
-              _MNIST_DIR.value, _E2E_MULTIPLIER.value, _E2E_ROUNDS.value))),
+          lambda: end_to_end.table(
+              end_to_end.measure(
+                  _MNIST_DIR.value, _E2E_MULTIPLIER.value, _E2E_ROUNDS.value
+              )
+          ),
+      ),
   }
   unknown = set(_SECTIONS.value) - set(sections)
   if unknown:
-    raise app.UsageError(f'--sections: unknown {sorted(unknown)}; choose '
-                         f'from {sorted(sections)}')
+    raise app.UsageError(
+        f'--sections: unknown {sorted(unknown)}; choose '
+        f'from {sorted(sections)}'
+    )
   sections = [sections[name] for name in _SECTIONS.value]
   subsections = []
   for name, description, run in sections:
@@ -149,11 +194,13 @@ def report() -> tuple[str, list[str]]:
   return f'## {title}', subsections
 
 
-HEADER = ('# Benchmark results\n\n'
-          'Written by `python -m benchmarks.run_all`, a section per machine. '
-          'Workloads: LeNet-300-100 at batch 100, WRN-22-2 at batch 128 '
-          '(32x32), ResNet-50 at batch 16 (112x112), each config\'s default '
-          'sparsity and distribution, ΔT = 100.\n\n')
+HEADER = (
+    '# Benchmark results\n\n'
+    'Written by `python -m benchmarks.run_all`, a section per machine. '
+    'Workloads: LeNet-300-100 at batch 100, WRN-22-2 at batch 128 '
+    "(32x32), ResNet-50 at batch 16 (112x112), each config's default "
+    'sparsity and distribution, ΔT = 100.\n\n'
+)
 
 
 def _split(text: str, marker: str) -> tuple[str, list[str]]:
@@ -176,14 +223,17 @@ def merge(text: str, title: str, subsections: list[str]) -> str:
   current = next((m for m in machines if _title(m) == title), title + '\n')
   intro, old = _split(current, '### ')
   new_titles = {_title(s) for s in subsections}
-  merged = '\n'.join([intro.rstrip('\n') + '\n'] +
-                     [s.rstrip('\n') + '\n' for s in old
-                      if _title(s) not in new_titles] + subsections)
+  merged = '\n'.join(
+      [intro.rstrip('\n') + '\n']
+      + [s.rstrip('\n') + '\n' for s in old if _title(s) not in new_titles]
+      + subsections
+  )
   machines = [merged if _title(m) == title else m for m in machines]
   if title not in {_title(m) for m in machines}:
     machines.append(merged)
-  return '\n'.join([head.rstrip('\n') + '\n'] +
-                   [m.rstrip('\n') + '\n' for m in machines])
+  return '\n'.join(
+      [head.rstrip('\n') + '\n'] + [m.rstrip('\n') + '\n' for m in machines]
+  )
 
 
 def main(argv: Sequence[str]) -> None:

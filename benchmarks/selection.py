@@ -19,15 +19,21 @@ from benchmarks import harness
 from rigl_jax.sparse import topology
 
 # The largest sparsified layer of WRN-22-2 and of ResNet-50.
-SIZES = {'WRN-22-2 (3x3x128x128)': 147_456,
-         'ResNet-50 (3x3x512x512)': 2_359_296}
+SIZES = {
+    'WRN-22-2 (3x3x128x128)': 147_456,
+    'ResNet-50 (3x3x512x512)': 2_359_296,
+}
 
 
 def sort_top_k_mask(scores: jax.Array, k: jax.Array) -> jax.Array:
   flat = scores.reshape(-1)
   order = jnp.argsort(-flat, stable=True)
-  return jnp.zeros(flat.shape, bool).at[order].set(
-      jnp.arange(flat.size) < k).reshape(scores.shape)
+  return (
+      jnp.zeros(flat.shape, bool)
+      .at[order]
+      .set(jnp.arange(flat.size) < k)
+      .reshape(scores.shape)
+  )
 
 
 def table() -> str:
@@ -40,12 +46,20 @@ def table() -> str:
     assert bool(jnp.all(radix(scores, k) == sort(scores, k)))
     seconds = harness.time_interleaved(
         {'radix': lambda: radix(scores, k), 'sort': lambda: sort(scores, k)},
-        warmup=2, repeats=15)
-    rows.append([name, f'{seconds["radix"] * 1e3:.1f}',
-                 f'{seconds["sort"] * 1e3:.1f}',
-                 f'{seconds["sort"] / seconds["radix"]:.1f}'])
+        warmup=2,
+        repeats=15,
+    )
+    rows.append(
+        [
+            name,
+            f'{seconds["radix"] * 1e3:.1f}',
+            f'{seconds["sort"] * 1e3:.1f}',
+            f'{seconds["sort"] / seconds["radix"]:.1f}',
+        ]
+    )
   return harness.markdown_table(
-      ('layer', 'radix select ms', 'stable argsort ms', 'sort / radix'), rows)
+      ('layer', 'radix select ms', 'stable argsort ms', 'sort / radix'), rows
+  )
 
 
 def main(argv: Sequence[str]) -> None:

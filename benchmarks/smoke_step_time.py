@@ -19,41 +19,59 @@ import numpy as np
 
 from benchmarks import harness
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                          'configs')
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs')
 
 
 def smoke_configs() -> list[str]:
   """Paths of the runnable configs (shared modules start with '_')."""
-  return sorted(p for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
-                if not os.path.basename(p).startswith('_'))
+  return sorted(
+      p
+      for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
+      if not os.path.basename(p).startswith('_')
+  )
 
 
 def measure(config_path: str, repeats: int) -> list[str]:
   """A row: config, model, batch, input shape, params, ms per step kind."""
-  benches = {m: harness.build(f'{config_path}:smoke', m, {})
-             for m in ('dense', 'rigl')}
+  benches = {
+      m: harness.build(f'{config_path}:smoke', m, {}) for m in ('dense', 'rigl')
+  }
   rigl = benches['rigl']
   seconds = harness.time_interleaved(
-      {'dense': benches['dense'].chain(benches['dense'].plain_step),
-       'rigl': rigl.chain(rigl.plain_step),
-       'rigl update': rigl.chain(rigl.update_step)},
-      warmup=2, repeats=repeats)
+      {
+          'dense': benches['dense'].chain(benches['dense'].plain_step),
+          'rigl': rigl.chain(rigl.plain_step),
+          'rigl update': rigl.chain(rigl.update_step),
+      },
+      warmup=2,
+      repeats=repeats,
+  )
   params = sum(int(np.size(x)) for x in jax.tree.leaves(rigl.state.params))
-  return [os.path.basename(config_path), rigl.config.model.name,
-          str(rigl.config.batch_size),
-          'x'.join(str(d) for d in rigl.batch['inputs'].shape[1:]),
-          f'{params:,}'] + [f'{seconds[k] * 1e3:.2f}'
-                            for k in ('dense', 'rigl', 'rigl update')]
+  return [
+      os.path.basename(config_path),
+      rigl.config.model.name,
+      str(rigl.config.batch_size),
+      'x'.join(str(d) for d in rigl.batch['inputs'].shape[1:]),
+      f'{params:,}',
+  ] + [f'{seconds[k] * 1e3:.2f}' for k in ('dense', 'rigl', 'rigl update')]
 
 
-HEADER = ('config', 'model', 'batch', 'input', 'params', 'dense ms/step',
-          'RigL ms/step', 'RigL update ms/step')
+HEADER = (
+    'config',
+    'model',
+    'batch',
+    'input',
+    'params',
+    'dense ms/step',
+    'RigL ms/step',
+    'RigL update ms/step',
+)
 
 
 def table(repeats: int) -> str:
   return harness.markdown_table(
-      HEADER, [measure(path, repeats) for path in smoke_configs()])
+      HEADER, [measure(path, repeats) for path in smoke_configs()]
+  )
 
 
 def main(argv: Sequence[str]) -> None:

@@ -21,16 +21,28 @@ from benchmarks import workloads
 def measure(name: str, repeats: int) -> list[list[str]]:
   """Rows: method, sparsity, ms/step, ratio to dense."""
   config_path, overrides = workloads.WORKLOADS[name]
-  benches = {m: harness.build(config_path, m, overrides)
-             for m in workloads.STEP_METHODS}
+  benches = {
+      m: harness.build(config_path, m, overrides)
+      for m in workloads.STEP_METHODS
+  }
   calls = {m: b.chain(b.plain_step) for m, b in benches.items()}
   seconds = harness.time_interleaved(calls, warmup=3, repeats=repeats)
   rows = []
   for method, bench in benches.items():
-    sparsity = '-' if method == 'dense' else (
-        f'{bench.config.sparsity:g} {bench.config.distribution}')
-    rows.append([name, method, sparsity, f'{seconds[method] * 1e3:.2f}',
-                 f'{seconds[method] / seconds["dense"]:.3f}'])
+    sparsity = (
+        '-'
+        if method == 'dense'
+        else (f'{bench.config.sparsity:g} {bench.config.distribution}')
+    )
+    rows.append(
+        [
+            name,
+            method,
+            sparsity,
+            f'{seconds[method] * 1e3:.2f}',
+            f'{seconds[method] / seconds["dense"]:.3f}',
+        ]
+    )
   return rows
 
 
@@ -40,7 +52,8 @@ HEADER = ('model', 'method', 'sparsity', 'ms/step', 'ratio to dense')
 def table(names: Sequence[str], repeats: int) -> str:
   """The Markdown table of ``names``."""
   return harness.markdown_table(
-      HEADER, [row for name in names for row in measure(name, repeats)])
+      HEADER, [row for name in names for row in measure(name, repeats)]
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -50,6 +63,7 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == '__main__':
   _REPEATS = flags.DEFINE_integer('repeats', 20, 'Timed calls per method.')
-  _WORKLOADS = flags.DEFINE_list('workloads', list(workloads.WORKLOADS),
-                                 'Workloads to run.')
+  _WORKLOADS = flags.DEFINE_list(
+      'workloads', list(workloads.WORKLOADS), 'Workloads to run.'
+  )
   app.run(main)

@@ -42,23 +42,40 @@ def measure(name: str, repeats: int) -> list[str]:
       'update_only': lambda: update_only(bench.state, grads),
   }
   seconds = harness.time_interleaved(calls, warmup=2, repeats=repeats)
-  train, step, alone = (seconds['train'], seconds['update_step'],
-                        seconds['update_only'])
-  return [name, f'{bench.config.sparsity:g} {bench.config.distribution}',
-          f'{train * 1e3:.1f}', f'{step * 1e3:.1f}', f'{alone * 1e3:.1f}',
-          f'{alone / train:.2f}', f'{step / train:.2f}',
-          f'{(step - train) / (interval * train) * 100:.2f}%']
+  train, step, alone = (
+      seconds['train'],
+      seconds['update_step'],
+      seconds['update_only'],
+  )
+  return [
+      name,
+      f'{bench.config.sparsity:g} {bench.config.distribution}',
+      f'{train * 1e3:.1f}',
+      f'{step * 1e3:.1f}',
+      f'{alone * 1e3:.1f}',
+      f'{alone / train:.2f}',
+      f'{step / train:.2f}',
+      f'{(step - train) / (interval * train) * 100:.2f}%',
+  ]
 
 
-HEADER = ('model', 'sparsity', 'train step ms', 'update step ms',
-          'topology update alone ms', 'update alone / train step',
-          'update step / train step', 'amortized overhead at ΔT=100')
+HEADER = (
+    'model',
+    'sparsity',
+    'train step ms',
+    'update step ms',
+    'topology update alone ms',
+    'update alone / train step',
+    'update step / train step',
+    'amortized overhead at ΔT=100',
+)
 
 
 def table(names: Sequence[str], repeats: int) -> str:
   """The Markdown table of ``names``."""
-  return harness.markdown_table(HEADER,
-                                [measure(name, repeats) for name in names])
+  return harness.markdown_table(
+      HEADER, [measure(name, repeats) for name in names]
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -68,6 +85,7 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == '__main__':
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed calls of each kind.')
-  _WORKLOADS = flags.DEFINE_list('workloads', ['WRN-22-2', 'ResNet-50'],
-                                 'Workloads to run.')
+  _WORKLOADS = flags.DEFINE_list(
+      'workloads', ['WRN-22-2', 'ResNet-50'], 'Workloads to run.'
+  )
   app.run(main)

@@ -33,7 +33,8 @@ def base_mobilenet_config(model_name: str) -> ml_collections.ConfigDict:
   config.optimizer.l2 = 4e-5
   config.lr_schedule.warmup_steps = imagenet_common.epochs(8)
   config.lr_schedule.boundaries = tuple(
-      imagenet_common.epochs(e) for e in (40, 75, 95))
+      imagenet_common.epochs(e) for e in (40, 75, 95)
+  )
   return config
 
 
@@ -45,11 +46,11 @@ def smoke(config: ml_collections.ConfigDict) -> None:
     config.model.options.blocks = ((64, 1), (128, 2), (256, 2), (1024, 2))
   else:
     # (expansion, channels, repeats, stride) per stage.
-    config.model.options.stages = ((1, 16, 1, 1), (6, 24, 1, 2),
-                                   (6, 64, 1, 2))
+    config.model.options.stages = ((1, 16, 1, 1), (6, 24, 1, 2), (6, 64, 1, 2))
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
   """The MobileNet v1 config; ``arg``: 'smoke' and/or key=value overrides."""
-  return run_config.apply_arg(base_mobilenet_config('mobilenet_v1'), arg,
-                              {'smoke': smoke})
+  return run_config.apply_arg(
+      base_mobilenet_config('mobilenet_v1'), arg, {'smoke': smoke}
+  )

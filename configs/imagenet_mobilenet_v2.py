@@ -16,7 +16,9 @@ import ml_collections
 
 from rigl_jax.training import config as run_config
 
-imagenet_mobilenet_v1 = run_config.load_sibling(__file__, 'imagenet_mobilenet_v1')
+imagenet_mobilenet_v1 = run_config.load_sibling(
+    __file__, 'imagenet_mobilenet_v1'
+)
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
@@ -27,5 +29,6 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # model's count. Here it scales like every other layer; at width 1, the
   # default, the network is the paper's.
   config.model.options.fixed_last_conv = False
-  return run_config.apply_arg(config, arg,
-                              {'smoke': imagenet_mobilenet_v1.smoke})
+  return run_config.apply_arg(
+      config, arg, {'smoke': imagenet_mobilenet_v1.smoke}
+  )

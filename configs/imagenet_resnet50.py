@@ -35,7 +35,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.optimizer.l2 = 1e-4
   config.lr_schedule.warmup_steps = imagenet_common.epochs(5)
   config.lr_schedule.boundaries = tuple(
-      imagenet_common.epochs(e) for e in (30, 70, 90))
+      imagenet_common.epochs(e) for e in (30, 70, 90)
+  )
   return run_config.apply_arg(config, arg, {'smoke': smoke})
 
 

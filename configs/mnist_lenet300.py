@@ -61,5 +61,6 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.log_every_steps = 500
   config.eval_every_steps = 3_000
   config.checkpoint_every_steps = 3_000
-  return run_config.apply_arg(config, arg,
-                              {'smoke': run_config.shrink_for_smoke_test})
+  return run_config.apply_arg(
+      config, arg, {'smoke': run_config.shrink_for_smoke_test}
+  )

@@ -10,8 +10,14 @@ CONFIG = 'configs/imagenet_resnet50.py'
 
 def runs() -> list[dict[str, object]]:
   return [
-      {'method': 'rigl', 'sparsity': 0.8, 'distribution': 'uniform',
-       'mask_update.interval': interval, 'mask_update.drop_fraction': alpha}
-      for interval, alpha in itertools.product((50, 100, 500, 1000),
-                                               (0.1, 0.3, 0.5))
+      {
+          'method': 'rigl',
+          'sparsity': 0.8,
+          'distribution': 'uniform',
+          'mask_update.interval': interval,
+          'mask_update.drop_fraction': alpha,
+      }
+      for interval, alpha in itertools.product(
+          (50, 100, 500, 1000), (0.1, 0.3, 0.5)
+      )
   ]

@@ -10,5 +10,6 @@ def runs() -> list[dict[str, object]]:
       dict(method=m, sparsity=s)
       for m, s in itertools.product(
           ('small_dense', 'static', 'set', 'snfs', 'rigl', 'pruning'),
-          (0.75, 0.9))
+          (0.75, 0.9),
+      )
   ]

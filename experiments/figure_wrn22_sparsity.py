@@ -10,5 +10,6 @@ def runs() -> list[dict[str, object]]:
       dict(method=m, sparsity=s)
       for m, s in itertools.product(
           ('small_dense', 'static', 'set', 'snfs', 'rigl', 'pruning'),
-          (0.5, 0.6, 0.7, 0.8, 0.9, 0.95))
+          (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+      )
   ]

@@ -19,10 +19,19 @@ def runs() -> list[dict[str, object]]:
   result = [dict(method='dense', seed=seed) for seed in SEEDS]
   for method, sparsity, seed in itertools.product(
       ('small_dense', 'static', 'snip', 'set', 'snfs', 'rigl', 'pruning'),
-      SPARSITIES, SEEDS):
-    result.append(dict(method=method, sparsity=sparsity, distribution='erk',
-                       seed=seed))
+      SPARSITIES,
+      SEEDS,
+  ):
+    result.append(
+        dict(method=method, sparsity=sparsity, distribution='erk', seed=seed)
+    )
     if method in ('static', 'rigl'):
-      result.append(dict(method=method, sparsity=sparsity,
-                         distribution='uniform', seed=seed))
+      result.append(
+          dict(
+              method=method,
+              sparsity=sparsity,
+              distribution='uniform',
+              seed=seed,
+          )
+      )
   return result

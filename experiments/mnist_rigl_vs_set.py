@@ -22,7 +22,10 @@ VARIANTS = (
 
 
 def runs() -> list[dict[str, object]]:
-  return [dict(method=method, sparsity=0.98, distribution='erk', seed=seed,
-               **variant)
-          for variant, seeds in VARIANTS
-          for method, seed in itertools.product(('set', 'rigl'), seeds)]
+  return [
+      dict(
+          method=method, sparsity=0.98, distribution='erk', seed=seed, **variant
+      )
+      for variant, seeds in VARIANTS
+      for method, seed in itertools.product(('set', 'rigl'), seeds)
+  ]

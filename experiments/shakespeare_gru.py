@@ -18,5 +18,6 @@ def runs() -> list[dict[str, object]]:
   return [dict(method='dense', seed=seed) for seed in SEEDS] + [
       dict(method=method, sparsity=sparsity, seed=seed)
       for method, sparsity, seed in itertools.product(
-          ('static', 'set', 'rigl', 'pruning'), (0.75, 0.9), SEEDS)
+          ('static', 'set', 'rigl', 'pruning'), (0.75, 0.9), SEEDS
+      )
   ]

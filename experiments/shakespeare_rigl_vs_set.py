@@ -16,6 +16,12 @@ SEEDS = (0, 1, 2)
 
 
 def runs() -> list[dict[str, object]]:
-  return [dict(method=method, sparsity=0.9, seed=seed,
-               **{'mask_update.interval': 300})
-          for method, seed in itertools.product(('set', 'rigl'), SEEDS)]
+  return [
+      dict(
+          method=method,
+          sparsity=0.9,
+          seed=seed,
+          **{'mask_update.interval': 300},
+      )
+      for method, seed in itertools.product(('set', 'rigl'), SEEDS)
+  ]

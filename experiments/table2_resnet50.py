@@ -16,7 +16,10 @@ def runs() -> list[dict[str, object]]:
       dict(method=m, sparsity=s, distribution=d, training_multiplier=x)
       for m, s, d, x in itertools.product(
           ('static', 'snip', 'set', 'snfs', 'rigl', 'small_dense', 'pruning'),
-          (0.8, 0.9), ('uniform', 'erk'), (1, 5))
+          (0.8, 0.9),
+          ('uniform', 'erk'),
+          (1, 5),
+      )
   ]
   dense = [dict(method='dense', training_multiplier=x) for x in (1, 5)]
   return dense + sparse

@@ -12,15 +12,25 @@ CONFIG = 'configs/imagenet_mobilenet_v1.py'
 
 def runs() -> list[dict[str, object]]:
   result = []
-  for config in ('configs/imagenet_mobilenet_v1.py',
-                 'configs/imagenet_mobilenet_v2.py'):
+  for config in (
+      'configs/imagenet_mobilenet_v1.py',
+      'configs/imagenet_mobilenet_v2.py',
+  ):
     result.append(dict(config=config, method='dense'))
     result += [
         dict(config=config, method=m, sparsity=s, distribution=d)
         for m, s, d in itertools.product(
-            ('small_dense', 'static', 'pruning', 'rigl'), (0.75, 0.9),
-            ('uniform', 'erk'))
+            ('small_dense', 'static', 'pruning', 'rigl'),
+            (0.75, 0.9),
+            ('uniform', 'erk'),
+        )
     ]
-  result.append(dict(config='configs/imagenet_mobilenet_v1.py', method='rigl',
-                     sparsity=0.75, **{'model.width': 1.98}))
+  result.append(
+      dict(
+          config='configs/imagenet_mobilenet_v1.py',
+          method='rigl',
+          sparsity=0.75,
+          **{'model.width': 1.98},
+      )
+  )
   return result

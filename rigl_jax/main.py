@@ -19,21 +19,30 @@ from rigl_jax import errors
 from rigl_jax.training import loop as train
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config file (configs/*.py[:args]).',
-    lock_config=True)
+    'config',
+    None,
+    'Experiment config file (configs/*.py[:args]).',
+    lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string(
-    'workdir', None, 'Directory for checkpoints, metrics and results.json.')
+    'workdir', None, 'Directory for checkpoints, metrics and results.json.'
+)
 _DISTRIBUTED = flags.DEFINE_bool(
-    'distributed', False,
+    'distributed',
+    False,
     'Call jax.distributed.initialize() first (multi-host TPU/GPU slices). '
     'On TPU, Slurm and Open MPI the cluster is detected; elsewhere give '
-    'the three flags below on every host.')
+    'the three flags below on every host.',
+)
 _COORDINATOR_ADDRESS = flags.DEFINE_string(
-    'coordinator_address', None, 'host:port of process 0, with --distributed.')
+    'coordinator_address', None, 'host:port of process 0, with --distributed.'
+)
 _NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes', None, 'Number of processes, with --distributed.')
+    'num_processes', None, 'Number of processes, with --distributed.'
+)
 _PROCESS_ID = flags.DEFINE_integer(
-    'process_id', None, 'This process\'s index, with --distributed.')
+    'process_id', None, "This process's index, with --distributed."
+)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -41,8 +50,7 @@ class _DropLibraryInfo(pylogging.Filter):
   """Drops INFO records of chatty libraries (orbax logs every file write)."""
 
   def filter(self, record: pylogging.LogRecord) -> bool:
-    return (record.levelno > pylogging.INFO or
-            '/orbax/' not in record.pathname)
+    return record.levelno > pylogging.INFO or '/orbax/' not in record.pathname
 
 
 def main(argv):
@@ -50,19 +58,26 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
   if _DISTRIBUTED.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR_ADDRESS.value,
-                               num_processes=_NUM_PROCESSES.value,
-                               process_id=_PROCESS_ID.value)
-  logging.info('JAX process %d of %d, local devices: %s', jax.process_index(),
-               jax.process_count(), jax.local_devices())
+    jax.distributed.initialize(
+        coordinator_address=_COORDINATOR_ADDRESS.value,
+        num_processes=_NUM_PROCESSES.value,
+        process_id=_PROCESS_ID.value,
+    )
+  logging.info(
+      'JAX process %d of %d, local devices: %s',
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_devices(),
+  )
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except errors.RunError as e:
     logging.flush()
     # One readable line, last on stderr.
     message = ' '.join(str(e).split())
-    print(f'rigl_jax: {type(e).__name__}: {message}', file=sys.stderr,
-          flush=True)
+    print(
+        f'rigl_jax: {type(e).__name__}: {message}', file=sys.stderr, flush=True
+    )
     sys.exit(1)
 
 

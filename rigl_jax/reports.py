@@ -25,14 +25,18 @@ from rigl_jax.training import build
 
 # Metrics where lower is better; the others are accuracies.
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
-_DISTRIBUTION_SUFFIXES = {'uniform': '', 'erk': ' (ERK)',
-                          'erdos_renyi': ' (ER)'}
+_DISTRIBUTION_SUFFIXES = {
+    'uniform': '',
+    'erk': ' (ERK)',
+    'erdos_renyi': ' (ER)',
+}
 _DENSE_METHODS = ('dense', 'small_dense')
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """One method variant at one sparsity."""
+
   train_flops_ratio: float
   inference_flops_ratio: float
   metric: tuple[float, ...] = ()  # One value per run.
@@ -50,8 +54,9 @@ class Cell:
 Table = dict[str, dict[float, Cell]]
 
 
-def row_label(method: str, distribution: Optional[str],
-              multiplier: float) -> str:
+def row_label(
+    method: str, distribution: Optional[str], multiplier: float
+) -> str:
   """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'RigL 5x (ERK)'.
 
   Uniform is the unmarked distribution; dense methods have none.
@@ -79,8 +84,9 @@ def find_results(paths: Sequence[str]) -> list[str]:
   files = []
   for path in paths:
     if os.path.isdir(path):
-      files += glob.glob(os.path.join(path, '**', 'results.json'),
-                         recursive=True)
+      files += glob.glob(
+          os.path.join(path, '**', 'results.json'), recursive=True
+      )
     else:
       files += glob.glob(path) or [path]
   if not files:
@@ -98,28 +104,37 @@ def load_results(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 def default_metric(results: Sequence[dict[str, Any]]) -> str:
   """bits_per_char for language models, else accuracy."""
-  return ('bits_per_char' if all('bits_per_char' in r['eval']
-                                 for r in results) else 'accuracy')
+  return (
+      'bits_per_char'
+      if all('bits_per_char' in r['eval'] for r in results)
+      else 'accuracy'
+  )
 
 
 def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
   """(row label, sparsity) of a run's config; dense runs at sparsity 0."""
   method = config['method']
   dense = method in _DENSE_METHODS
-  return (row_label(method, None if dense else config['distribution'],
-                    float(config['training_multiplier'])),
-          0.0 if method == 'dense' else float(config['sparsity']))
+  return (
+      row_label(
+          method,
+          None if dense else config['distribution'],
+          float(config['training_multiplier']),
+      ),
+      0.0 if method == 'dense' else float(config['sparsity']),
+  )
 
 
-def table_from_results(results: Sequence[dict[str, Any]],
-                       metric: str) -> Table:
+def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
   """Runs of the same row and sparsity (seeds) share a cell."""
   buckets = collections.defaultdict(list)
   method_of = {}
   for run in results:
     if metric not in run['eval']:
-      raise ValueError(f'a run has no eval metric {metric!r}; it has '
-                       f'{sorted(run["eval"])}')
+      raise ValueError(
+          f'a run has no eval metric {metric!r}; it has '
+          f'{sorted(run["eval"])}'
+      )
     key = cell_key(run['config'])
     buckets[key].append(run)
     method_of[key[0]] = run['config']['method']
@@ -128,10 +143,12 @@ def table_from_results(results: Sequence[dict[str, Any]],
     table[label] = {
         sparsity: Cell(
             statistics.fmean(r['flops']['train_flops_ratio'] for r in runs),
-            statistics.fmean(r['flops']['inference_flops_ratio']
-                             for r in runs),
-            tuple(float(r['eval'][metric]) for r in runs))
-        for (row, sparsity), runs in sorted(buckets.items()) if row == label}
+            statistics.fmean(r['flops']['inference_flops_ratio'] for r in runs),
+            tuple(float(r['eval'][metric]) for r in runs),
+        )
+        for (row, sparsity), runs in sorted(buckets.items())
+        if row == label
+    }
   return table
 
 
@@ -139,19 +156,24 @@ def table_from_results(results: Sequence[dict[str, Any]],
 # From a config's FLOPs reports.
 
 
-def _with(config: ml_collections.ConfigDict,
-          **values: Any) -> ml_collections.ConfigDict:
+def _with(
+    config: ml_collections.ConfigDict, **values: Any
+) -> ml_collections.ConfigDict:
   config = copy.deepcopy(config)
   for key, value in values.items():
     config[key] = value
   return config
 
 
-def flops_table(config: ml_collections.ConfigDict, method_names: Sequence[str],
-                sparsities: Sequence[float], distributions: Sequence[str],
-                multipliers: Sequence[float],
-                results: Sequence[dict[str, Any]] = (),
-                metric: str = 'accuracy') -> Table:
+def flops_table(
+    config: ml_collections.ConfigDict,
+    method_names: Sequence[str],
+    sparsities: Sequence[float],
+    distributions: Sequence[str],
+    multipliers: Sequence[float],
+    results: Sequence[dict[str, Any]] = (),
+    metric: str = 'accuracy',
+) -> Table:
   """Rows of every method variant, FLOPs from ``build.flops_report``.
 
   Runs in ``results`` whose config has a cell's method, sparsity,
@@ -169,23 +191,31 @@ def flops_table(config: ml_collections.ConfigDict, method_names: Sequence[str],
       for multiplier in multipliers:
         cells = {}
         for sparsity in (0.0,) if dense else sparsities:
-          run = {'method': name, 'sparsity': sparsity,
-                 'distribution': distribution,
-                 'training_multiplier': multiplier}
+          run = {
+              'method': name,
+              'sparsity': sparsity,
+              'distribution': distribution,
+              'training_multiplier': multiplier,
+          }
           report = build.flops_report(_with(config, **run))
-          cells[sparsity] = Cell(report['train_flops_ratio'],
-                                 report['inference_flops_ratio'],
-                                 tuple(by_cell.get(cell_key(run), ())))
+          cells[sparsity] = Cell(
+              report['train_flops_ratio'],
+              report['inference_flops_ratio'],
+              tuple(by_cell.get(cell_key(run), ())),
+          )
         table[row_label(name, distribution, multiplier)] = cells
   return table
 
 
 def dense_reference(config: ml_collections.ConfigDict) -> str:
   """The absolute FLOPs that the ratios divide by, as one line."""
-  report = build.flops_report(_with(config, method='dense',
-                                    training_multiplier=1.0))
-  return (f'Dense (1x): {report["dense_train_flops"]:.3g} training FLOPs, '
-          f'{report["dense_inference_flops"]:.3g} FLOPs per test example.')
+  report = build.flops_report(
+      _with(config, method='dense', training_multiplier=1.0)
+  )
+  return (
+      f'Dense (1x): {report["dense_train_flops"]:.3g} training FLOPs, '
+      f'{report["dense_inference_flops"]:.3g} FLOPs per test example.'
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -196,16 +226,21 @@ def _format_metric(cell: Optional[Cell], metric: str) -> str:
   if cell is None or not cell.metric:
     return '-'
   scale, digits = (100.0, 2) if metric == 'accuracy' else (1.0, 3)
-  return (f'{cell.mean * scale:.{digits}f} ± {cell.std * scale:.{digits}f} '
-          f'({len(cell.metric)})')
+  return (
+      f'{cell.mean * scale:.{digits}f} ± {cell.std * scale:.{digits}f} '
+      f'({len(cell.metric)})'
+  )
 
 
 def metric_title(metric: str) -> str:
   return 'Top-1 accuracy (%)' if metric == 'accuracy' else metric
 
 
-def markdown_table(table: Table, metric: Optional[str],
-                   sparsities: Optional[Sequence[float]] = None) -> str:
+def markdown_table(
+    table: Table,
+    metric: Optional[str],
+    sparsities: Optional[Sequence[float]] = None,
+) -> str:
   """The paper's Table 2: per sparsity the metric (if any) and FLOPs ratios.
 
   Args:
@@ -214,14 +249,18 @@ def markdown_table(table: Table, metric: Optional[str],
     sparsities: the column groups (default: every sparsity in the table).
   """
   if sparsities is None:
-    sparsities = sorted({s for cells in table.values() for s in cells
-                         if s > 0})
+    sparsities = sorted({s for cells in table.values() for s in cells if s > 0})
   columns = ([metric_title(metric)] if metric else []) + [
-      'FLOPs (Train)', 'FLOPs (Test)']
-  header = ['Method'] + [f'{column} @ {s:g}' for s in sparsities
-                         for column in columns]
-  lines = ['| ' + ' | '.join(header) + ' |',
-           '|' + '|'.join([':---'] + ['---:'] * (len(header) - 1)) + '|']
+      'FLOPs (Train)',
+      'FLOPs (Test)',
+  ]
+  header = ['Method'] + [
+      f'{column} @ {s:g}' for s in sparsities for column in columns
+  ]
+  lines = [
+      '| ' + ' | '.join(header) + ' |',
+      '|' + '|'.join([':---'] + ['---:'] * (len(header) - 1)) + '|',
+  ]
   for label, cells in table.items():
     row = [label]
     for sparsity in sparsities:
@@ -229,9 +268,14 @@ def markdown_table(table: Table, metric: Optional[str],
       cell = cells.get(sparsity, cells.get(0.0))
       if metric:
         row.append(_format_metric(cell, metric))
-      row += (['-', '-'] if cell is None else
-              [f'{cell.train_flops_ratio:.2f}x',
-               f'{cell.inference_flops_ratio:.2f}x'])
+      row += (
+          ['-', '-']
+          if cell is None
+          else [
+              f'{cell.train_flops_ratio:.2f}x',
+              f'{cell.inference_flops_ratio:.2f}x',
+          ]
+      )
     lines.append('| ' + ' | '.join(row) + ' |')
   return '\n'.join(lines)
 
@@ -248,6 +292,7 @@ def pyplot() -> Optional[Any]:
     return None
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   return plt
 
 
@@ -257,20 +302,32 @@ def _row_colors(plt, table: Table) -> dict[str, Any]:
   return {label: cycle[i % len(cycle)] for i, label in enumerate(table)}
 
 
-def plot_metric_vs_sparsity(plt, table: Table, metric: str, path: str,
-                            title: str) -> None:
+def plot_metric_vs_sparsity(
+    plt, table: Table, metric: str, path: str, title: str
+) -> None:
   figure, axes = plt.subplots(figsize=(7, 4.5))
   colors = _row_colors(plt, table)
   sparsities = sorted({s for cells in table.values() for s in cells if s > 0})
   for label, cells in table.items():
     if set(cells) == {0.0}:  # Dense: a horizontal reference line.
-      axes.axhline(cells[0.0].mean, color=colors[label], linestyle='--',
-                   linewidth=1, label=label)
+      axes.axhline(
+          cells[0.0].mean,
+          color=colors[label],
+          linestyle='--',
+          linewidth=1,
+          label=label,
+      )
       continue
     xs = [s for s in sparsities if s in cells]
-    axes.errorbar(xs, [cells[s].mean for s in xs],
-                  yerr=[cells[s].std for s in xs], marker='o', capsize=3,
-                  color=colors[label], label=label)
+    axes.errorbar(
+        xs,
+        [cells[s].mean for s in xs],
+        yerr=[cells[s].std for s in xs],
+        marker='o',
+        capsize=3,
+        color=colors[label],
+        label=label,
+    )
   axes.set_xlabel('sparsity')
   axes.set_ylabel(metric)
   axes.set_title(title or f'{metric} vs sparsity')
@@ -281,15 +338,22 @@ def plot_metric_vs_sparsity(plt, table: Table, metric: str, path: str,
   plt.close(figure)
 
 
-def plot_metric_vs_train_flops(plt, table: Table, metric: str, path: str,
-                               title: str) -> None:
+def plot_metric_vs_train_flops(
+    plt, table: Table, metric: str, path: str, title: str
+) -> None:
   figure, axes = plt.subplots(figsize=(7, 4.5))
   colors = _row_colors(plt, table)
   for label, cells in table.items():
     items = sorted(cells.values(), key=lambda cell: cell.train_flops_ratio)
-    axes.errorbar([c.train_flops_ratio for c in items],
-                  [c.mean for c in items], yerr=[c.std for c in items],
-                  marker='o', capsize=3, color=colors[label], label=label)
+    axes.errorbar(
+        [c.train_flops_ratio for c in items],
+        [c.mean for c in items],
+        yerr=[c.std for c in items],
+        marker='o',
+        capsize=3,
+        color=colors[label],
+        label=label,
+    )
   axes.set_xscale('log')
   axes.set_xlabel('training FLOPs relative to dense (log scale)')
   axes.set_ylabel(metric)
@@ -301,8 +365,9 @@ def plot_metric_vs_train_flops(plt, table: Table, metric: str, path: str,
   plt.close(figure)
 
 
-def write_report(paths: Sequence[str], output_dir: str, metric: str = '',
-                 title: str = '') -> str:
+def write_report(
+    paths: Sequence[str], output_dir: str, metric: str = '', title: str = ''
+) -> str:
   """Writes table.md and (with matplotlib) the plots; returns the table."""
   results = load_results(paths)
   metric = metric or default_metric(results)
@@ -313,18 +378,30 @@ def write_report(paths: Sequence[str], output_dir: str, metric: str = '',
   with open(os.path.join(output_dir, 'table.md'), 'w') as f:
     if title:
       f.write(f'## {title}\n\n')
-    f.write(f'{metric}: mean ± sample std over seeds (number of runs); '
-            f'{better} is better. FLOPs relative to the dense model (train: '
-            'dense at the 1x schedule).\n\n' + text + '\n')
+    f.write(
+        f'{metric}: mean ± sample std over seeds (number of runs); '
+        f'{better} is better. FLOPs relative to the dense model (train: '
+        'dense at the 1x schedule).\n\n' + text + '\n'
+    )
   plt = pyplot()
   if plt is None:
-    print("Plots skipped: matplotlib is not installed (pip install -e "
-          "'.[plots]').")
+    print(
+        'Plots skipped: matplotlib is not installed (pip install -e '
+        "'.[plots]')."
+    )
     return text
-  plot_metric_vs_sparsity(plt, table, metric,
-                          os.path.join(output_dir, 'metric_vs_sparsity.png'),
-                          title)
+  plot_metric_vs_sparsity(
+      plt,
+      table,
+      metric,
+      os.path.join(output_dir, 'metric_vs_sparsity.png'),
+      title,
+  )
   plot_metric_vs_train_flops(
-      plt, table, metric,
-      os.path.join(output_dir, 'metric_vs_train_flops.png'), title)
+      plt,
+      table,
+      metric,
+      os.path.join(output_dir, 'metric_vs_train_flops.png'),
+      title,
+  )
   return text

@@ -57,19 +57,26 @@ def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
   return result
 
 
-def command(config: str, overrides: dict[str, Any], extra: dict[str, str],
-            workdir: str) -> list[str]:
+def command(
+    config: str, overrides: dict[str, Any], extra: dict[str, str], workdir: str
+) -> list[str]:
   """The ``rigl_jax.main`` command line of one run."""
-  args = ['python', '-m', 'rigl_jax.main', f'--config={config}',
-          f'--workdir={workdir}']
+  args = [
+      'python',
+      '-m',
+      'rigl_jax.main',
+      f'--config={config}',
+      f'--workdir={workdir}',
+  ]
   for key, value in {**overrides, **extra}.items():
     if key != 'config':
       args.append(f'--config.{key}={_format(value)}')
   return args
 
 
-def expand(experiment_path: str, root: str, extra: dict[str, str],
-           only: dict[str, str]) -> list[tuple[str, list[str]]]:
+def expand(
+    experiment_path: str, root: str, extra: dict[str, str], only: dict[str, str]
+) -> list[tuple[str, list[str]]]:
   """(workdir, command) of every selected run of an experiment."""
   default_config, runs = load_experiment(experiment_path)
   name = os.path.splitext(os.path.basename(experiment_path))[0]
@@ -97,7 +104,8 @@ def run_environment(parallel: int) -> dict[str, str]:
   env = dict(os.environ)
   if parallel > 1 and 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in env:
     env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = (
-        f'{SHARED_MEMORY_FRACTION / parallel:.3f}')
+        f'{SHARED_MEMORY_FRACTION / parallel:.3f}'
+    )
   return env
 
 
@@ -122,13 +130,23 @@ def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
     start = time.time()
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'log.txt'), 'a') as log:
-      returncode = subprocess.call([sys.executable] + args[1:], stdout=log,
-                                   stderr=subprocess.STDOUT, env=env)
-    report(f'[{i}/{len(runs)}] exit {returncode} after '
-           f'{time.time() - start:.0f} s: {workdir}')
+      returncode = subprocess.call(
+          [sys.executable] + args[1:],
+          stdout=log,
+          stderr=subprocess.STDOUT,
+          env=env,
+      )
+    report(
+        f'[{i}/{len(runs)}] exit {returncode} after '
+        f'{time.time() - start:.0f} s: {workdir}'
+    )
     return returncode == 0
 
   with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-    succeeded = list(pool.map(lambda run: run_one(*run),
-                              [(i, w, a) for i, (w, a) in enumerate(runs, 1)]))
+    succeeded = list(
+        pool.map(
+            lambda run: run_one(*run),
+            [(i, w, a) for i, (w, a) in enumerate(runs, 1)],
+        )
+    )
   return [workdir for (workdir, _), ok in zip(runs, succeeded) if not ok]

@@ -35,15 +35,20 @@ def main(num_steps: int = 2000, batch_size: int = 128) -> None:
   sparsities = rigl_jax.get_sparsities(params, 0.9, 'erk')
   method = methods.rigl.RigL(
       update_schedule=schedules.UpdateSchedule(0, 1500, interval=100),
-      drop_fraction=schedules.DropFraction('cosine', 0.3, end_step=1500))
+      drop_fraction=schedules.DropFraction('cosine', 0.3, end_step=1500),
+  )
   state = rigl_jax.TrainState.create(
-      params=params, tx=optax.sgd(0.05, momentum=0.9), method=method,
-      sparsities=sparsities, rng=state_key)
+      params=params,
+      tx=optax.sgd(0.05, momentum=0.9),
+      method=method,
+      sparsities=sparsities,
+      rng=state_key,
+  )
 
   @jax.jit
   def train_step(state, x):
     y = jnp.sin(x @ teacher)
-    loss_fn = lambda p: jnp.mean((model.apply({'params': p}, x) - y)**2)
+    loss_fn = lambda p: jnp.mean((model.apply({'params': p}, x) - y) ** 2)
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     return state.apply_gradients(grads=grads), loss
 
@@ -51,9 +56,11 @@ def main(num_steps: int = 2000, batch_size: int = 128) -> None:
     x = jax.random.normal(jax.random.PRNGKey(step), (batch_size, 32))
     state, loss = train_step(state, x)
     if step % 500 == 0 or step == num_steps - 1:
-      print(f'step {step:5d}  loss {float(loss):.4f}  sparsity '
-            f'{masks_lib.overall_sparsity(state.masks):.3f}  explored '
-            f'{float(state.topology_stats.exploration_rate(state.masks)):.3f}')
+      print(
+          f'step {step:5d}  loss {float(loss):.4f}  sparsity '
+          f'{masks_lib.overall_sparsity(state.masks):.3f}  explored '
+          f'{float(state.topology_stats.exploration_rate(state.masks)):.3f}'
+      )
 
 
 if __name__ == '__main__':

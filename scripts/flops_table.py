@@ -27,20 +27,29 @@ from rigl_jax import reports
 from rigl_jax.sparse import methods
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config file (configs/*.py[:args]).',
-    lock_config=True)
-_METHODS = flags.DEFINE_list('methods', list(methods.METHODS),
-                             'Methods (rows).')
-_SPARSITIES = flags.DEFINE_list('sparsities', ['0.75', '0.8', '0.9', '0.95'],
-                                'Sparsities (column groups).')
-_DISTRIBUTIONS = flags.DEFINE_list('distributions', ['uniform', 'erk'],
-                                   'Sparsity distributions.')
-_MULTIPLIERS = flags.DEFINE_list('multipliers', ['1', '5'],
-                                 'Training multipliers.')
+    'config',
+    None,
+    'Experiment config file (configs/*.py[:args]).',
+    lock_config=True,
+)
+_METHODS = flags.DEFINE_list(
+    'methods', list(methods.METHODS), 'Methods (rows).'
+)
+_SPARSITIES = flags.DEFINE_list(
+    'sparsities', ['0.75', '0.8', '0.9', '0.95'], 'Sparsities (column groups).'
+)
+_DISTRIBUTIONS = flags.DEFINE_list(
+    'distributions', ['uniform', 'erk'], 'Sparsity distributions.'
+)
+_MULTIPLIERS = flags.DEFINE_list(
+    'multipliers', ['1', '5'], 'Training multipliers.'
+)
 _RESULTS = flags.DEFINE_list(
-    'results', [], 'results.json files (glob patterns) of finished runs.')
-_METRIC = flags.DEFINE_string('metric', 'accuracy',
-                              "The key in results.json's 'eval' to report.")
+    'results', [], 'results.json files (glob patterns) of finished runs.'
+)
+_METRIC = flags.DEFINE_string(
+    'metric', 'accuracy', "The key in results.json's 'eval' to report."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -50,14 +59,23 @@ def main(argv: list[str]) -> None:
   sparsities = [float(s) for s in _SPARSITIES.value]
   try:
     table = reports.flops_table(
-        _CONFIG.value, _METHODS.value, sparsities, _DISTRIBUTIONS.value,
-        [float(m) for m in _MULTIPLIERS.value], results, _METRIC.value)
+        _CONFIG.value,
+        _METHODS.value,
+        sparsities,
+        _DISTRIBUTIONS.value,
+        [float(m) for m in _MULTIPLIERS.value],
+        results,
+        _METRIC.value,
+    )
     reference = reports.dense_reference(_CONFIG.value)
   except errors.RunError as e:
     print(f'flops_table: {type(e).__name__}: {e}', file=sys.stderr)
     sys.exit(1)
-  print(reports.markdown_table(table, _METRIC.value if results else None,
-                               sparsities))
+  print(
+      reports.markdown_table(
+          table, _METRIC.value if results else None, sparsities
+      )
+  )
   print()
   print(reference)
 

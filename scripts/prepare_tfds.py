@@ -20,19 +20,24 @@ from absl import flags
 from rigl_jax.data import tfds_source
 
 _DATASET = flags.DEFINE_string(
-    'dataset', None, 'TFDS name (mnist, cifar10, tiny_shakespeare, '
-    'imagenet2012) or wikitext103.')
+    'dataset',
+    None,
+    'TFDS name (mnist, cifar10, tiny_shakespeare, '
+    'imagenet2012) or wikitext103.',
+)
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 _MANUAL_DIR = flags.DEFINE_string(
-    'manual_dir', None, 'Where manually downloaded archives are.')
+    'manual_dir', None, 'Where manually downloaded archives are.'
+)
 flags.mark_flag_as_required('dataset')
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  data_dir = tfds_source.prepare(_DATASET.value, _DATA_DIR.value,
-                                 _MANUAL_DIR.value)
+  data_dir = tfds_source.prepare(
+      _DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value
+  )
   print(f'{_DATASET.value}: prepared in {data_dir}')
 
 

@@ -25,11 +25,15 @@ from absl import flags
 
 from rigl_jax import reports
 
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
-                                  'Where table.md and the plots go.')
+_OUTPUT_DIR = flags.DEFINE_string(
+    'output_dir', None, 'Where table.md and the plots go.'
+)
 _METRIC = flags.DEFINE_string(
-    'metric', '', "eval metric to report; default 'bits_per_char' when runs "
-    "have it, else 'accuracy'")
+    'metric',
+    '',
+    "eval metric to report; default 'bits_per_char' when runs "
+    "have it, else 'accuracy'",
+)
 _TITLE = flags.DEFINE_string('title', '', 'Title above the table and plots.')
 flags.mark_flag_as_required('output_dir')
 
@@ -37,8 +41,11 @@ flags.mark_flag_as_required('output_dir')
 def main(argv: Sequence[str]) -> None:
   if len(argv) < 2:
     raise app.UsageError('usage: report.py --output_dir=DIR SWEEP_DIR...')
-  print(reports.write_report(argv[1:], _OUTPUT_DIR.value, _METRIC.value,
-                             _TITLE.value))
+  print(
+      reports.write_report(
+          argv[1:], _OUTPUT_DIR.value, _METRIC.value, _TITLE.value
+      )
+  )
 
 
 if __name__ == '__main__':

@@ -30,15 +30,18 @@ from absl import flags
 
 from rigl_jax import sweeps
 
-_ROOT = flags.DEFINE_string('root', None, 'Directory for the runs\' workdirs.')
+_ROOT = flags.DEFINE_string('root', None, "Directory for the runs' workdirs.")
 _RUN = flags.DEFINE_bool('run', False, 'Run the commands here.')
 _SET = flags.DEFINE_multi_string('set', [], 'key=value added to every run.')
 _ONLY = flags.DEFINE_multi_string('only', [], 'Keep runs with key=value.')
 _MAX_RUNS = flags.DEFINE_integer(
-    'max_runs', 0, 'Keep only the first N runs (0: all).')
+    'max_runs', 0, 'Keep only the first N runs (0: all).'
+)
 _PARALLEL = flags.DEFINE_integer(
-    'parallel', 1, 'With --run: runs at once, each with 1/N of the '
-    'accelerator memory.')
+    'parallel',
+    1,
+    'With --run: runs at once, each with 1/N of the ' 'accelerator memory.',
+)
 flags.mark_flag_as_required('root')
 
 
@@ -47,18 +50,25 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError('usage: sweep.py EXPERIMENT.py --root=DIR [--run]')
   if _PARALLEL.value < 1:
     raise app.UsageError(f'--parallel must be >= 1, got {_PARALLEL.value}')
-  runs = sweeps.expand(argv[1], _ROOT.value, sweeps.parse_pairs(_SET.value),
-                       sweeps.parse_pairs(_ONLY.value))
+  runs = sweeps.expand(
+      argv[1],
+      _ROOT.value,
+      sweeps.parse_pairs(_SET.value),
+      sweeps.parse_pairs(_ONLY.value),
+  )
   if _MAX_RUNS.value:
-    runs = runs[:_MAX_RUNS.value]
+    runs = runs[: _MAX_RUNS.value]
   if not _RUN.value:
     for _, args in runs:
       print(shlex.join(args))
     return
   failed = sweeps.run_all(runs, _PARALLEL.value)
   if failed:
-    print(f'{len(failed)} of {len(runs)} runs failed (see log.txt):',
-          *failed, sep='\n  ')
+    print(
+        f'{len(failed)} of {len(runs)} runs failed (see log.txt):',
+        *failed,
+        sep='\n  ',
+    )
     sys.exit(1)
 
 

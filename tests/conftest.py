@@ -5,8 +5,9 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 # Tests check behaviour, not speed: LLVM's -O0 roughly halves the compile
 # time that dominates them. Set before JAX starts; subprocesses inherit it.
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           ' --xla_backend_optimization_level=0').strip()
+os.environ['XLA_FLAGS'] = (
+    os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
+).strip()
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 from hypothesis import settings  # pylint: disable=g-import-not-at-top
@@ -16,8 +17,9 @@ flags.FLAGS.mark_as_parsed()
 
 # Every example jit-compiles a step; keep the count modest and the deadline
 # off (compile times vary with machine load).
-settings.register_profile('default', max_examples=20, deadline=None,
-                          derandomize=True)
+settings.register_profile(
+    'default', max_examples=20, deadline=None, derandomize=True
+)
 settings.load_profile('default')
 
 
@@ -31,6 +33,7 @@ from tests import fixtures  # pylint: disable=g-import-not-at-top
 def mnist_dir(tmp_path_factory) -> str:
   """A tiny MNIST in the original IDX format (learnable digit patterns)."""
   directory = tmp_path_factory.mktemp('mnist')
-  fixtures.write_tiny_mnist(str(directory), num_train=512, num_test=200,
-                            rng=np.random.default_rng(0))
+  fixtures.write_tiny_mnist(
+      str(directory), num_train=512, num_test=200, rng=np.random.default_rng(0)
+  )
   return str(directory)

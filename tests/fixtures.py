@@ -21,7 +21,8 @@ def write_idx(path: str, array: np.ndarray) -> None:
   """Writes ``array`` (uint8) as a gzipped or raw IDX file."""
   array = np.asarray(array, np.uint8)
   header = bytes([0, 0, 0x08, array.ndim]) + b''.join(
-      int(d).to_bytes(4, 'big') for d in array.shape)
+      int(d).to_bytes(4, 'big') for d in array.shape
+  )
   opener = gzip.open if path.endswith('.gz') else open
   with opener(path, 'wb') as f:
     f.write(header + array.tobytes())
@@ -31,22 +32,22 @@ def jpeg(pixels: np.ndarray, quality: int = 95) -> bytes:
   """JPEG bytes of uint8 [H, W, 3] pixels."""
   buffer = io.BytesIO()
   Image.fromarray(np.asarray(pixels, np.uint8)).save(
-      buffer, format='JPEG', quality=quality)
+      buffer, format='JPEG', quality=quality
+  )
   return buffer.getvalue()
 
 
-def write_tiny_mnist(directory: str, num_train: int, num_test: int,
-                     rng: np.random.Generator) -> None:
+def write_tiny_mnist(
+    directory: str, num_train: int, num_test: int, rng: np.random.Generator
+) -> None:
   """IDX files of noisy 28x28 images whose bright row block is the label."""
   for prefix, n in (('train', num_train), ('t10k', num_test)):
     labels = rng.integers(0, 10, n).astype(np.uint8)
     images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
     for i, label in enumerate(labels):
-      images[i, 2 * label:2 * label + 3, 4:24] = 250
-    write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'),
-              images)
-    write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'),
-              labels)
+      images[i, 2 * label : 2 * label + 3, 4:24] = 250
+    write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'), images)
+    write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'), labels)
 
 
 def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
@@ -71,25 +72,43 @@ def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
 def tiny_mnist_config(local_dir: str, **overrides: Any):
   """configs/mnist_lenet300.py with tiny sizes and ``overrides``."""
   from rigl_jax.training import config as run_config  # pylint: disable=g-import-not-at-top
-  config = run_config.load(os.path.join(REPO_ROOT, 'configs',
-                                        'mnist_lenet300.py'))
+
+  config = run_config.load(
+      os.path.join(REPO_ROOT, 'configs', 'mnist_lenet300.py')
+  )
   return run_config.set_values(
-      config, {**tiny_mnist_overrides(local_dir), **overrides})
+      config, {**tiny_mnist_overrides(local_dir), **overrides}
+  )
 
 
-def run_main(workdir: str, overrides: dict[str, Any],
-             env: dict[str, str] | None = None,
-             config: str = 'configs/mnist_lenet300.py',
-             timeout: int = 600) -> subprocess.CompletedProcess:
+def run_main(
+    workdir: str,
+    overrides: dict[str, Any],
+    env: dict[str, str] | None = None,
+    config: str = 'configs/mnist_lenet300.py',
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
   """Runs ``python -m rigl_jax.main`` with ``--config.key=value`` flags."""
-  flags = [f'--config.{k}={v!r}' if isinstance(v, tuple) else
-           f'--config.{k}={v}' for k, v in overrides.items()]
+  flags = [
+      f'--config.{k}={v!r}' if isinstance(v, tuple) else f'--config.{k}={v}'
+      for k, v in overrides.items()
+  ]
   return subprocess.run(
-      [sys.executable, '-m', 'rigl_jax.main', f'--config={config}',
-       f'--workdir={workdir}'] + flags,
-      cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+      [
+          sys.executable,
+          '-m',
+          'rigl_jax.main',
+          f'--config={config}',
+          f'--workdir={workdir}',
+      ]
+      + flags,
+      cwd=REPO_ROOT,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
       env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', **(env or {})},
-      check=False)
+      check=False,
+  )
 
 
 def load_checkpoint(workdir: str, step: int) -> dict[str, Any]:
@@ -100,27 +119,32 @@ def load_checkpoint(workdir: str, step: int) -> dict[str, Any]:
   """
   import jax  # pylint: disable=g-import-not-at-top
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(workdir, 'checkpoints', str(step), 'state')
   checkpointer = ocp.PyTreeCheckpointer()
   metadata = checkpointer.metadata(path).item_metadata.tree
   restore_args = jax.tree.map(
-      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata
+  )
   return checkpointer.restore(
-      path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+      path, args=ocp.args.PyTreeRestore(restore_args=restore_args)
+  )
 
 
 def read_scalars(workdir: str) -> dict[str, dict[int, float]]:
   """{tag: {step: value}} of the scalars in ``workdir``'s event files."""
   from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+
   scalars = {}
   for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents*'))):
     with open(path, 'rb') as f:
       content = f.read()
     position = 0
     while position < len(content):  # Records: length, crc, data, crc.
-      (length,) = struct.unpack('<Q', content[position:position + 8])
+      (length,) = struct.unpack('<Q', content[position : position + 8])
       event = event_pb2.Event.FromString(
-          content[position + 12:position + 12 + length])
+          content[position + 12 : position + 12 + length]
+      )
       position += 12 + length + 4
       for value in event.summary.value:
         if value.HasField('simple_value'):
@@ -130,8 +154,18 @@ def read_scalars(workdir: str) -> dict[str, dict[int, float]]:
 
 # CIFAR-10 stand-in: class folders written in this (unsorted) order; labels
 # follow the sorted names. Each class is one flat colour.
-CIFAR10_CLASSES = ('truck', 'airplane', 'ship', 'automobile', 'bird', 'cat',
-                   'deer', 'dog', 'frog', 'horse')
+CIFAR10_CLASSES = (
+    'truck',
+    'airplane',
+    'ship',
+    'automobile',
+    'bird',
+    'cat',
+    'deer',
+    'dog',
+    'frog',
+    'horse',
+)
 CIFAR10_COUNTS = {'train': 3, 'test': 2}
 
 
@@ -151,7 +185,8 @@ def cifar10_entries() -> dict[str, bytes]:
   for split, count in CIFAR10_COUNTS.items():
     for name in CIFAR10_CLASSES:
       image = np.broadcast_to(
-          cifar10_color(sorted(CIFAR10_CLASSES).index(name)), (32, 32, 3))
+          cifar10_color(sorted(CIFAR10_CLASSES).index(name)), (32, 32, 3)
+      )
       for i in range(count):
         entries[f'{split}/{name}/{i:04d}.jpg'] = jpeg(image, 100)
   return entries
@@ -166,9 +201,19 @@ def write_cifar10_zip(directory) -> str:
 def imagenet_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
   """Records of random JPEGs of random sizes, as TFDS's data source holds."""
   rng = np.random.default_rng(seed)
-  return [{'image': jpeg(rng.integers(
-      0, 256, (int(rng.integers(24, 80)), int(rng.integers(24, 80)), 3))),
-           'label': np.int64(rng.integers(0, 1000))} for _ in range(n)]
+  return [
+      {
+          'image': jpeg(
+              rng.integers(
+                  0,
+                  256,
+                  (int(rng.integers(24, 80)), int(rng.integers(24, 80)), 3),
+              )
+          ),
+          'label': np.int64(rng.integers(0, 1000)),
+      }
+      for _ in range(n)
+  ]
 
 
 # WikiText-103 stand-in: split -> text.
@@ -182,8 +227,11 @@ WIKITEXT = {
 def write_wikitext(directory, members=None) -> str:
   """wikitext-103-raw-v1.zip of ``WIKITEXT`` (or ``members``); its path."""
   from rigl_jax.data import wikitext103  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(directory, wikitext103.ARCHIVE)
-  members = members or {wikitext103.MEMBERS[s]: text.encode('utf-8')
-                        for s, text in WIKITEXT.items()}
+  members = members or {
+      wikitext103.MEMBERS[s]: text.encode('utf-8')
+      for s, text in WIKITEXT.items()
+  }
   write_zip(path, members)
   return path

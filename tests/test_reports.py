@@ -9,57 +9,87 @@ import pytest
 from rigl_jax import reports
 
 
-def write_results(directory, name, method, sparsity, distribution, seed,
-                  accuracy, train_ratio, test_ratio, multiplier=1.0):
+def write_results(
+    directory,
+    name,
+    method,
+    sparsity,
+    distribution,
+    seed,
+    accuracy,
+    train_ratio,
+    test_ratio,
+    multiplier=1.0,
+):
   path = directory / name
   path.mkdir(parents=True)
-  (path / 'results.json').write_text(json.dumps({
-      'config': {'method': method, 'sparsity': sparsity, 'seed': seed,
-                 'distribution': distribution,
-                 'training_multiplier': multiplier},
-      'eval': {'accuracy': accuracy, 'loss': 1.0 - accuracy},
-      'flops': {'train_flops_ratio': train_ratio,
-                'inference_flops_ratio': test_ratio},
-  }))
+  (path / 'results.json').write_text(
+      json.dumps(
+          {
+              'config': {
+                  'method': method,
+                  'sparsity': sparsity,
+                  'seed': seed,
+                  'distribution': distribution,
+                  'training_multiplier': multiplier,
+              },
+              'eval': {'accuracy': accuracy, 'loss': 1.0 - accuracy},
+              'flops': {
+                  'train_flops_ratio': train_ratio,
+                  'inference_flops_ratio': test_ratio,
+              },
+          }
+      )
+  )
 
 
 @pytest.fixture
 def sweep(tmp_path):
   root = tmp_path / 'sweep'
   for seed, accuracy in enumerate((0.98, 0.97, 0.96)):
-    write_results(root, f'dense{seed}', 'dense', 0.9, 'erk', seed, accuracy,
-                  1.0, 1.0)
+    write_results(
+        root, f'dense{seed}', 'dense', 0.9, 'erk', seed, accuracy, 1.0, 1.0
+    )
   for seed, accuracy in enumerate((0.95, 0.93)):
-    write_results(root, f'rigl9_{seed}', 'rigl', 0.9, 'erk', seed, accuracy,
-                  0.2, 0.1)
+    write_results(
+        root, f'rigl9_{seed}', 'rigl', 0.9, 'erk', seed, accuracy, 0.2, 0.1
+    )
   write_results(root, 'rigl95', 'rigl', 0.95, 'erk', 0, 0.90, 0.1, 0.05)
   write_results(root, 'static9', 'static', 0.9, 'uniform', 0, 0.91, 0.1, 0.1)
-  write_results(root, 'rigl5x', 'rigl', 0.9, 'erk', 0, 0.96, 1.0, 0.1,
-                multiplier=5.0)
+  write_results(
+      root, 'rigl5x', 'rigl', 0.9, 'erk', 0, 0.96, 1.0, 0.1, multiplier=5.0
+  )
   return root
 
 
 def test_means_stds_and_layout(sweep, tmp_path):
   text = reports.write_report([str(sweep)], str(tmp_path / 'out'))
   lines = text.splitlines()
-  assert lines[0] == ('| Method | Top-1 accuracy (%) @ 0.9 | FLOPs (Train) @ 0.9 '
-                      '| FLOPs (Test) @ 0.9 | Top-1 accuracy (%) @ 0.95 | '
-                      'FLOPs (Train) @ 0.95 | FLOPs (Test) @ 0.95 |')
+  assert lines[0] == (
+      '| Method | Top-1 accuracy (%) @ 0.9 | FLOPs (Train) @ 0.9 '
+      '| FLOPs (Test) @ 0.9 | Top-1 accuracy (%) @ 0.95 | '
+      'FLOPs (Train) @ 0.95 | FLOPs (Test) @ 0.95 |'
+  )
   rows = {line.split(' | ')[0][2:]: line for line in lines[2:]}
   assert list(rows) == ['Dense', 'Static', 'RigL (ERK)', 'RigL 5x (ERK)']
   dense_std = statistics.stdev([98.0, 97.0, 96.0])
   # Dense has no sparsity: its numbers fill every sparsity group.
   assert rows['Dense'] == (
       f'| Dense | 97.00 ± {dense_std:.2f} (3) | 1.00x | 1.00x | '
-      f'97.00 ± {dense_std:.2f} (3) | 1.00x | 1.00x |')
+      f'97.00 ± {dense_std:.2f} (3) | 1.00x | 1.00x |'
+  )
   rigl_std = statistics.stdev([95.0, 93.0])
   assert rows['RigL (ERK)'] == (
       f'| RigL (ERK) | 94.00 ± {rigl_std:.2f} (2) | 0.20x | 0.10x | '
-      '90.00 ± 0.00 (1) | 0.10x | 0.05x |')
+      '90.00 ± 0.00 (1) | 0.10x | 0.05x |'
+  )
   assert rows['Static'].endswith('| - | - | - |')
   out = tmp_path / 'out'
-  assert sorted(os.listdir(out)) == ['metric_vs_sparsity.png',
-                                     'metric_vs_train_flops.png', 'table.md']
+  assert sorted(os.listdir(out)) == [
+      'metric_vs_sparsity.png',
+      'metric_vs_train_flops.png',
+      'table.md',
+  ]
   for name in ('metric_vs_sparsity.png', 'metric_vs_train_flops.png'):
     assert (out / name).read_bytes()[:4] == b'\x89PNG'
   assert text in (out / 'table.md').read_text()
@@ -68,12 +98,24 @@ def test_means_stds_and_layout(sweep, tmp_path):
 def test_language_model_metric_is_bits_per_char(tmp_path):
   path = tmp_path / 'lm' / 'run'
   path.mkdir(parents=True)
-  (path / 'results.json').write_text(json.dumps({
-      'config': {'method': 'rigl', 'sparsity': 0.75, 'seed': 0,
-                 'distribution': 'uniform', 'training_multiplier': 1.0},
-      'eval': {'accuracy': 0.5, 'loss': 1.0, 'bits_per_char': 1.4427},
-      'flops': {'train_flops_ratio': 0.3, 'inference_flops_ratio': 0.25},
-  }))
+  (path / 'results.json').write_text(
+      json.dumps(
+          {
+              'config': {
+                  'method': 'rigl',
+                  'sparsity': 0.75,
+                  'seed': 0,
+                  'distribution': 'uniform',
+                  'training_multiplier': 1.0,
+              },
+              'eval': {'accuracy': 0.5, 'loss': 1.0, 'bits_per_char': 1.4427},
+              'flops': {
+                  'train_flops_ratio': 0.3,
+                  'inference_flops_ratio': 0.25,
+              },
+          }
+      )
+  )
   text = reports.write_report([str(tmp_path / 'lm')], str(tmp_path / 'out'))
   assert 'bits_per_char @ 0.75' in text
   assert '| RigL | 1.443 ± 0.000 (1) | 0.30x | 0.25x |' in text

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests import fixtures
 
 SWEEP = os.path.join(fixtures.REPO_ROOT, 'scripts', 'sweep.py')
@@ -16,9 +18,14 @@ def write_experiment(path, body):
 
 
 def sweep(*args):
-  return subprocess.run([sys.executable, SWEEP, *args], capture_output=True,
-                        text=True, cwd=fixtures.REPO_ROOT, timeout=900,
-                        check=False)
+  return subprocess.run(
+      [sys.executable, SWEEP, *args],
+      capture_output=True,
+      text=True,
+      cwd=fixtures.REPO_ROOT,
+      timeout=900,
+      check=False,
+  )
 
 
 def test_prints_one_command_per_selected_run(tmp_path):
@@ -26,18 +33,25 @@ def test_prints_one_command_per_selected_run(tmp_path):
       tmp_path / 'exp.py',
       'def runs():\n'
       '  return [dict(method=m, sparsity=s) for m in ("set", "rigl")\n'
-      '          for s in (0.5, 0.9)]\n')
-  process = sweep(experiment, f'--root={tmp_path}/root', '--only=method=rigl',
-                  '--set=seed=3')
+      '          for s in (0.5, 0.9)]\n',
+  )
+  process = sweep(
+      experiment,
+      f'--root={tmp_path}/root',
+      '--only=method=rigl',
+      '--set=seed=3',
+  )
   assert process.returncode == 0, process.stderr
   lines = process.stdout.strip().splitlines()
   assert lines == [
       'python -m rigl_jax.main --config=configs/mnist_lenet300.py '
       f'--workdir={tmp_path}/root/exp/method=rigl,sparsity={s} '
       f'--config.method=rigl --config.sparsity={s} --config.seed=3'
-      for s in ('0.5', '0.9')]
+      for s in ('0.5', '0.9')
+  ]
 
 
+@pytest.mark.slow
 def test_every_shipped_experiment_expands(tmp_path):
   directory = os.path.join(fixtures.REPO_ROOT, 'experiments')
   for name in sorted(os.listdir(directory)):
@@ -45,19 +59,25 @@ def test_every_shipped_experiment_expands(tmp_path):
       process = sweep(os.path.join(directory, name), f'--root={tmp_path}')
       assert process.returncode == 0, (name, process.stderr[-2000:])
       lines = process.stdout.strip().splitlines()
-      assert lines and all(' -m rigl_jax.main --config=configs/' in line
-                           for line in lines), name
+      assert lines and all(
+          ' -m rigl_jax.main --config=configs/' in line for line in lines
+      ), name
       assert len(set(lines)) == len(lines), name
 
 
-def test_runs_in_order_skips_finished_runs_and_reports_failures(tmp_path,
-                                                                mnist_dir):
+@pytest.mark.slow
+def test_runs_in_order_skips_finished_runs_and_reports_failures(
+    tmp_path, mnist_dir
+):
   experiment = write_experiment(
       tmp_path / 'exp.py',
       'def runs():\n'
-      '  return [dict(method="static"), dict(method="nosuch")]\n')
-  tiny = [f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
-          for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()]
+      '  return [dict(method="static"), dict(method="nosuch")]\n',
+  )
+  tiny = [
+      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
+      for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()
+  ]
   root = tmp_path / 'root'
   process = sweep(experiment, f'--root={root}', '--run', *tiny)
   assert process.returncode == 1
@@ -66,28 +86,35 @@ def test_runs_in_order_skips_finished_runs_and_reports_failures(tmp_path,
     assert json.load(f)['topology']['method'] == 'static'
   log = (root / 'exp' / 'method=nosuch' / 'log.txt').read_text()
   assert 'config.method: must be one of' in log
-  again = sweep(experiment, f'--root={root}', '--run', '--only=method=static',
-                *tiny)
+  again = sweep(
+      experiment, f'--root={root}', '--run', '--only=method=static', *tiny
+  )
   assert again.returncode == 0
   assert 'done already' in again.stdout
 
 
+@pytest.mark.slow
 def test_parallel_runs_share_the_accelerator_and_survive_a_failure(
-    tmp_path, mnist_dir):
+    tmp_path, mnist_dir
+):
   experiment = write_experiment(
       tmp_path / 'exp.py',
       'def runs():\n'
       '  return [dict(method="nosuch"), dict(method="static"),\n'
-      '          dict(method="set")]\n')
-  tiny = [f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
-          for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()]
+      '          dict(method="set")]\n',
+  )
+  tiny = [
+      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
+      for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()
+  ]
   root = tmp_path / 'root'
-  process = sweep(experiment, f'--root={root}', '--run', '--parallel=2',
-                  *tiny)
+  process = sweep(experiment, f'--root={root}', '--run', '--parallel=2', *tiny)
   assert process.returncode == 1
   # The failure, first in the list, stopped neither of the others.
   assert process.stdout.strip().splitlines()[-2:] == [
-      '1 of 3 runs failed (see log.txt):', f'  {root}/exp/method=nosuch']
+      '1 of 3 runs failed (see log.txt):',
+      f'  {root}/exp/method=nosuch',
+  ]
   for method in ('static', 'set'):
     with open(root / 'exp' / f'method={method}' / 'results.json') as f:
       assert json.load(f)['topology']['method'] == method
@@ -95,10 +122,11 @@ def test_parallel_runs_share_the_accelerator_and_survive_a_failure(
 
 def test_each_parallel_run_gets_its_share_of_device_memory(monkeypatch):
   from rigl_jax import sweeps  # pylint: disable=g-import-not-at-top
+
   monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION', raising=False)
   assert sweeps.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
-      '0.225')
+      '0.225'
+  )
   assert 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in sweeps.run_environment(1)
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.5')
-  assert sweeps.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == (
-      '0.5')
+  assert sweeps.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == ('0.5')

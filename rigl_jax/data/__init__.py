@@ -37,16 +37,21 @@ DevicePreprocess = Callable[[dict[str, Any], Any, bool], dict[str, Any]]
 
 def dataset_module(name: str) -> ModuleType:
   """The module of the data set ``name``."""
-  checks.require(name in DATASETS, 'dataset.name',
-                 f'must be one of {sorted(DATASETS)}, got {name!r}')
+  checks.require(
+      name in DATASETS,
+      'dataset.name',
+      f'must be one of {sorted(DATASETS)}, got {name!r}',
+  )
   return importlib.import_module(DATASETS[name])
 
 
-def create_pipeline(config: Any, *, process_index: int = 0,
-                    process_count: int = 1) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any, *, process_index: int = 0, process_count: int = 1
+) -> pipeline.Pipeline:
   """The input pipeline named by ``config.dataset.name``."""
   return dataset_module(config.dataset.name).create_pipeline(
-      config, process_index=process_index, process_count=process_count)
+      config, process_index=process_index, process_count=process_count
+  )
 
 
 def device_preprocess(name: str) -> DevicePreprocess:
@@ -54,12 +59,15 @@ def device_preprocess(name: str) -> DevicePreprocess:
   return dataset_module(name).preprocess_on_device
 
 
-def batch_shapes(dataset_config: Any,
-                 batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+def batch_shapes(
+    dataset_config: Any, batch_size: int
+) -> dict[str, jax.ShapeDtypeStruct]:
   """Shapes and dtypes of a pipeline's batch of ``batch_size`` examples."""
   spec = dataset_module(dataset_config.name).example_spec(dataset_config)
-  shapes = {k: jax.ShapeDtypeStruct((batch_size,) + v.shape, v.dtype)
-            for k, v in spec.items()}
+  shapes = {
+      k: jax.ShapeDtypeStruct((batch_size,) + v.shape, v.dtype)
+      for k, v in spec.items()
+  }
   shapes['weights'] = jax.ShapeDtypeStruct((batch_size,), np.float32)
   return shapes
 
@@ -68,8 +76,12 @@ def is_in_memory(name: str) -> bool:
   return dataset_module(name).IN_MEMORY
 
 
-def random_batch(dataset_config: Any, batch_size: int, num_classes: int,
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+def random_batch(
+    dataset_config: Any,
+    batch_size: int,
+    num_classes: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
   """A batch of the pipeline's shapes and dtypes with random values.
 
   For benchmarks and tests: integer features below 256 (pixels, bytes),
@@ -80,8 +92,9 @@ def random_batch(dataset_config: Any, batch_size: int, num_classes: int,
     if key == 'weights':
       batch[key] = np.ones(shape.shape, shape.dtype)
     elif key == 'length':
-      batch[key] = np.full(shape.shape, dataset_config.sequence_length + 1,
-                           shape.dtype)
+      batch[key] = np.full(
+          shape.shape, dataset_config.sequence_length + 1, shape.dtype
+      )
     else:
       high = num_classes if key == 'labels' else 256
       batch[key] = rng.integers(0, high, shape.shape).astype(shape.dtype)

@@ -39,27 +39,35 @@ IN_MEMORY = True
 Examples = dict[str, np.ndarray]
 
 
-def _list_members(path: str,
-                  archive: zipfile.ZipFile) -> dict[str, dict[str, list[str]]]:
+def _list_members(
+    path: str, archive: zipfile.ZipFile
+) -> dict[str, dict[str, list[str]]]:
   """{split: {class: sorted member names}}, checking the layout."""
   members = {split: {} for split in _SPLITS}
   for name in archive.namelist():
     if name.endswith('/'):
       continue  # Folder entries.
     parts = name.split('/')
-    if (len(parts) != 3 or parts[0] not in members or
-        not parts[2].lower().endswith(('.jpg', '.jpeg'))):
+    if (
+        len(parts) != 3
+        or parts[0] not in members
+        or not parts[2].lower().endswith(('.jpg', '.jpeg'))
+    ):
       raise errors.DataFileError(
           f'{path}: unexpected entry {name!r}; expected only '
-          '{train,test}/<class>/<name>.jpg')
+          '{train,test}/<class>/<name>.jpg'
+      )
     members[parts[0]].setdefault(parts[1], []).append(name)
   classes = sorted(members['train'])
   if len(classes) != NUM_CLASSES or sorted(members['test']) != classes:
     raise errors.DataFileError(
         f'{path}: expected the same {NUM_CLASSES} class folders under train/ '
-        f'and test/, found {classes} and {sorted(members["test"])}')
-  return {split: {c: sorted(names) for c, names in by_class.items()}
-          for split, by_class in members.items()}
+        f'and test/, found {classes} and {sorted(members["test"])}'
+    )
+  return {
+      split: {c: sorted(names) for c, names in by_class.items()}
+      for split, by_class in members.items()
+  }
 
 
 def _decode(path: str, name: str, blob: bytes) -> np.ndarray:
@@ -75,11 +83,13 @@ def _decode(path: str, name: str, blob: bytes) -> np.ndarray:
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise errors.DataFileError(
         f'{path}: {name} is not a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} RGB JPEG '
-        f'image: {e}') from None
+        f'image: {e}'
+    ) from None
   if size != IMAGE_SHAPE[:2]:
     raise errors.DataFileError(
         f'{path}: {name} is not a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} RGB JPEG '
-        f'image: it is {size[0]}x{size[1]}')
+        f'image: it is {size[0]}x{size[1]}'
+    )
   return pixels.reshape(IMAGE_SHAPE)
 
 
@@ -102,14 +112,17 @@ def load_local(local_dir: str) -> dict[str, Examples]:
         for i, name in enumerate(names):
           images[i] = _decode(path, name, archive.read(name))
         labels = [i for i, c in enumerate(classes) for _ in by_class[c]]
-        splits[split] = {'inputs': images,
-                         'labels': np.asarray(labels, np.int32)}
+        splits[split] = {
+            'inputs': images,
+            'labels': np.asarray(labels, np.int32),
+        }
   except FileNotFoundError:
     raise errors.DataFileError(f'{path}: file not found') from None
   except (OSError, zipfile.BadZipFile, EOFError) as e:
     # Includes CRC errors of single members, which name the member.
-    raise errors.DataFileError(f'{path}: not a readable zip archive: {e}'
-                              ) from None
+    raise errors.DataFileError(
+        f'{path}: not a readable zip archive: {e}'
+    ) from None
   return splits
 
 
@@ -121,8 +134,10 @@ def load_tfds_split(split: str, data_dir: str) -> Examples:
 def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
   """The features of one example in a batch."""
   del dataset_config
-  return {'inputs': jax.ShapeDtypeStruct(IMAGE_SHAPE, np.uint8),
-          'labels': jax.ShapeDtypeStruct((), np.int32)}
+  return {
+      'inputs': jax.ShapeDtypeStruct(IMAGE_SHAPE, np.uint8),
+      'labels': jax.ShapeDtypeStruct((), np.int32),
+  }
 
 
 def augment(rng: jax.Array, images: jax.Array) -> jax.Array:
@@ -132,8 +147,9 @@ def augment(rng: jax.Array, images: jax.Array) -> jax.Array:
   return image_ops.random_flip_left_right(flip_rng, images)
 
 
-def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
-                         train: bool) -> dict[str, jax.Array]:
+def preprocess_on_device(
+    batch: dict[str, jax.Array], rng: jax.Array, train: bool
+) -> dict[str, jax.Array]:
   """Augments training images; normalizes all of them to float32."""
   images = batch['inputs']
   if train:
@@ -141,19 +157,24 @@ def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
   return {**batch, 'inputs': image_ops.normalize(images, MEAN, STD)}
 
 
-def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any, *, process_index: int, process_count: int
+) -> pipeline.Pipeline:
   """The CIFAR-10 pipeline of a run config."""
   local_dir = config.dataset.local_dir
   if local_dir:
     splits = load_local(local_dir)
   else:
-    splits = {s: load_tfds_split(s, config.dataset.tfds_data_dir)
-              for s in _SPLITS}
+    splits = {
+        s: load_tfds_split(s, config.dataset.tfds_data_dir) for s in _SPLITS
+    }
   return pipeline.Pipeline(
       train=pipeline.in_memory(splits['train']),
       eval=pipeline.in_memory(splits['test']),
       global_batch_size=config.batch_size,
-      eval_batch_size=config.eval_batch_size, seed=config.seed,
-      process_index=process_index, process_count=process_count,
-      num_workers=config.dataset.num_workers)
+      eval_batch_size=config.eval_batch_size,
+      seed=config.seed,
+      process_index=process_index,
+      process_count=process_count,
+      num_workers=config.dataset.num_workers,
+  )

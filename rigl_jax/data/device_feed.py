@@ -27,19 +27,26 @@ STREAM_PREFETCH = 2
 _TABLE_ENTRIES = 2**20
 
 
-def to_global(batch: dict[str, np.ndarray],
-              sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
+def to_global(
+    batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding
+) -> dict[str, jax.Array]:
   """This process's part of a batch as global arrays with ``sharding``."""
-  return {k: jax.make_array_from_process_local_data(sharding, v)
-          for k, v in batch.items()}
+  return {
+      k: jax.make_array_from_process_local_data(sharding, v)
+      for k, v in batch.items()
+  }
 
 
-def device_batches(dataset: grain.IterDataset,
-                   sharding: jax.sharding.Sharding) -> Iterator[Any]:
+def device_batches(
+    dataset: grain.IterDataset, sharding: jax.sharding.Sharding
+) -> Iterator[Any]:
   """Global batches, put on the devices by a thread ahead of the consumer."""
   on_device = dataset.map(functools.partial(to_global, sharding=sharding))
-  return iter(grain.experimental.ThreadPrefetchIterDataset(
-      on_device, prefetch_buffer_size=STREAM_PREFETCH))
+  return iter(
+      grain.experimental.ThreadPrefetchIterDataset(
+          on_device, prefetch_buffer_size=STREAM_PREFETCH
+      )
+  )
 
 
 def close(iterator: Iterator[Any]) -> None:
@@ -56,9 +63,12 @@ def _abstract(shape, dtype, sharding) -> jax.ShapeDtypeStruct:
 class Streamed:
   """Training batches from the host pipeline, one transfer per step."""
 
-  def __init__(self, pipeline: pipeline_lib.Pipeline,
-               shapes: dict[str, jax.ShapeDtypeStruct],
-               batch_sharding: jax.sharding.Sharding):
+  def __init__(
+      self,
+      pipeline: pipeline_lib.Pipeline,
+      shapes: dict[str, jax.ShapeDtypeStruct],
+      batch_sharding: jax.sharding.Sharding,
+  ):
     """Creates the feed.
 
     Args:
@@ -73,8 +83,10 @@ class Streamed:
     self._next_step = None
 
   def abstract_inputs(self) -> Any:
-    return {k: _abstract(v.shape, v.dtype, self._sharding)
-            for k, v in self._shapes.items()}
+    return {
+        k: _abstract(v.shape, v.dtype, self._sharding)
+        for k, v in self._shapes.items()
+    }
 
   @staticmethod
   def batch(inputs: Any, step: jax.Array) -> dict[str, jax.Array]:
@@ -85,8 +97,9 @@ class Streamed:
     """The batch of ``step``; steps must come in order."""
     if self._next_step != step:
       self.close()
-      self._batches = device_batches(self._pipeline.train_dataset(step),
-                                     self._sharding)
+      self._batches = device_batches(
+          self._pipeline.train_dataset(step), self._sharding
+      )
     self._next_step = step + 1
     return next(self._batches)
 
@@ -104,9 +117,12 @@ class Resident:
   gathers its own examples.
   """
 
-  def __init__(self, pipeline: pipeline_lib.Pipeline,
-               replicated: jax.sharding.Sharding,
-               table_sharding: jax.sharding.Sharding):
+  def __init__(
+      self,
+      pipeline: pipeline_lib.Pipeline,
+      replicated: jax.sharding.Sharding,
+      table_sharding: jax.sharding.Sharding,
+  ):
     """Creates the feed and puts the training set on the devices.
 
     Args:
@@ -121,7 +137,8 @@ class Resident:
     self._table_sharding = table_sharding
     self._features = {
         k: jax.make_array_from_process_local_data(replicated, v)
-        for k, v in pipeline.train.arrays.items()}
+        for k, v in pipeline.train.arrays.items()
+    }
     self._rows = max(1, _TABLE_ENTRIES // pipeline.global_batch_size)
     self._first_step = None
     self._table = None
@@ -129,10 +146,13 @@ class Resident:
   def abstract_inputs(self) -> Any:
     batch = self._pipeline.global_batch_size
     return {
-        'features': {k: _abstract(v.shape, v.dtype, self._replicated)
-                     for k, v in self._features.items()},
-        'indices': _abstract((self._rows, batch), np.int32,
-                             self._table_sharding),
+        'features': {
+            k: _abstract(v.shape, v.dtype, self._replicated)
+            for k, v in self._features.items()
+        },
+        'indices': _abstract(
+            (self._rows, batch), np.int32, self._table_sharding
+        ),
         'first_step': _abstract((), np.int32, self._replicated),
     }
 
@@ -140,21 +160,25 @@ class Resident:
   def batch(inputs: Any, step: jax.Array) -> dict[str, jax.Array]:
     """The batch of ``step``, gathered from the features (in the step)."""
     indices = inputs['indices'][step - inputs['first_step']]
-    batch = {k: jnp.take(v, indices, axis=0)
-             for k, v in inputs['features'].items()}
+    batch = {
+        k: jnp.take(v, indices, axis=0) for k, v in inputs['features'].items()
+    }
     batch['weights'] = jnp.ones(indices.shape, jnp.float32)
     return batch
 
   def inputs(self, step: int) -> Any:
     """Features and the index table that holds ``step``."""
     if self._first_step is None or not (
-        self._first_step <= step < self._first_step + self._rows):
+        self._first_step <= step < self._first_step + self._rows
+    ):
       self._first_step = step
       local = self._pipeline.train_indices(
-          np.arange(step, step + self._rows)).astype(np.int32)
+          np.arange(step, step + self._rows)
+      ).astype(np.int32)
       self._table = {
           'indices': jax.make_array_from_process_local_data(
-              self._table_sharding, local),
+              self._table_sharding, local
+          ),
           'first_step': jax.device_put(np.int32(step), self._replicated),
       }
     return {'features': self._features, **self._table}

@@ -15,27 +15,31 @@ def scale_to_unit(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 255.0
 
 
-def normalize(images: jax.Array, mean: np.ndarray,
-              std: np.ndarray) -> jax.Array:
+def normalize(
+    images: jax.Array, mean: np.ndarray, std: np.ndarray
+) -> jax.Array:
   """(pixels - mean) / std per channel, in float32; mean and std in 0-255."""
   return (images.astype(jnp.float32) - mean) / std
 
 
-def random_crop_with_padding(rng: jax.Array, images: jax.Array,
-                             padding: int) -> jax.Array:
+def random_crop_with_padding(
+    rng: jax.Array, images: jax.Array, padding: int
+) -> jax.Array:
   """Zero-pads each [N, H, W, C] image by ``padding`` and crops back to H x W.
 
   Every image gets its own offset, uniform over the 2 * padding + 1
   positions along each axis.
   """
   height, width = images.shape[1:3]
-  padded = jnp.pad(images, [(0, 0), (padding, padding), (padding, padding),
-                            (0, 0)])
+  padded = jnp.pad(
+      images, [(0, 0), (padding, padding), (padding, padding), (0, 0)]
+  )
   offsets = jax.random.randint(rng, (images.shape[0], 2), 0, 2 * padding + 1)
 
   def crop(image, offset):
-    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0),
-                                 (height, width, image.shape[-1]))
+    return jax.lax.dynamic_slice(
+        image, (offset[0], offset[1], 0), (height, width, image.shape[-1])
+    )
 
   return jax.vmap(crop)(padded, offsets)
 

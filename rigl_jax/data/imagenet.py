@@ -90,23 +90,33 @@ def crop_and_resize(jpeg: bytes, box_fn, image_size: int) -> np.ndarray:
   with Image.open(io.BytesIO(jpeg)) as image:
     width, height = image.size
     top, left, crop_height, crop_width = box_fn(height, width)
-    image.draft('RGB', (max(1, width * image_size // crop_width),
-                        max(1, height * image_size // crop_height)))
+    image.draft(
+        'RGB',
+        (
+            max(1, width * image_size // crop_width),
+            max(1, height * image_size // crop_height),
+        ),
+    )
     scale_x, scale_y = image.size[0] / width, image.size[1] / height
-    box = (left * scale_x, top * scale_y, (left + crop_width) * scale_x,
-           (top + crop_height) * scale_y)
+    box = (
+        left * scale_x,
+        top * scale_y,
+        (left + crop_width) * scale_x,
+        (top + crop_height) * scale_y,
+    )
     image = image.convert('RGB')
-    resized = image.resize((image_size, image_size), Image.Resampling.BICUBIC,
-                           box=box)
+    resized = image.resize(
+        (image_size, image_size), Image.Resampling.BICUBIC, box=box
+    )
   return np.asarray(resized, np.uint8)
 
 
-def train_image(jpeg: bytes, seed: int, position: int,
-                image_size: int) -> np.ndarray:
+def train_image(
+    jpeg: bytes, seed: int, position: int, image_size: int
+) -> np.ndarray:
   """The random-resized crop of stream position ``position``."""
   rng = np.random.default_rng([seed, position])
-  return crop_and_resize(jpeg, lambda h, w: sample_crop(rng, h, w),
-                         image_size)
+  return crop_and_resize(jpeg, lambda h, w: sample_crop(rng, h, w), image_size)
 
 
 def eval_image(jpeg: bytes, image_size: int) -> np.ndarray:
@@ -116,37 +126,44 @@ def eval_image(jpeg: bytes, image_size: int) -> np.ndarray:
 class _Loader:
   """Reads records and cuts their crops (picklable for Grain's workers)."""
 
-  def __init__(self, source: Sequence[Any], image_size: int, seed: int,
-               train: bool):
+  def __init__(
+      self, source: Sequence[Any], image_size: int, seed: int, train: bool
+  ):
     self._source = source
     self._image_size = image_size
     self._seed = seed
     self._train = train
 
-  def __call__(self, indices: np.ndarray,
-               positions: np.ndarray) -> pipeline.Batch:
+  def __call__(
+      self, indices: np.ndarray, positions: np.ndarray
+  ) -> pipeline.Batch:
     images, labels = [], []
     for index, position in zip(indices, positions):
       record = self._source[int(index)]
       if self._train:
-        images.append(train_image(record['image'], self._seed, int(position),
-                                  self._image_size))
+        images.append(
+            train_image(
+                record['image'], self._seed, int(position), self._image_size
+            )
+        )
       else:
         images.append(eval_image(record['image'], self._image_size))
       labels.append(record['label'])
-    return {'inputs': np.stack(images),
-            'labels': np.asarray(labels, np.int32)}
+    return {'inputs': np.stack(images), 'labels': np.asarray(labels, np.int32)}
 
 
 def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
   """The features of one example in a batch."""
   size = dataset_config.image_size
-  return {'inputs': jax.ShapeDtypeStruct((size, size, 3), np.uint8),
-          'labels': jax.ShapeDtypeStruct((), np.int32)}
+  return {
+      'inputs': jax.ShapeDtypeStruct((size, size, 3), np.uint8),
+      'labels': jax.ShapeDtypeStruct((), np.int32),
+  }
 
 
-def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
-                         train: bool) -> dict[str, jax.Array]:
+def preprocess_on_device(
+    batch: dict[str, jax.Array], rng: jax.Array, train: bool
+) -> dict[str, jax.Array]:
   """Flips training images at random; normalizes all to float32."""
   images = batch['inputs']
   if train:
@@ -154,30 +171,51 @@ def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
   return {**batch, 'inputs': image_ops.normalize(images, MEAN, STD)}
 
 
-def make_pipeline(train_source: Sequence[Any], eval_source: Sequence[Any], *,
-                  config: Any, process_index: int,
-                  process_count: int) -> pipeline.Pipeline:
+def make_pipeline(
+    train_source: Sequence[Any],
+    eval_source: Sequence[Any],
+    *,
+    config: Any,
+    process_index: int,
+    process_count: int,
+) -> pipeline.Pipeline:
   """The pipeline over sources of {'image': JPEG bytes, 'label': int}."""
   image_size = config.dataset.image_size
   return pipeline.Pipeline(
-      train=pipeline.Split(len(train_source), _Loader(
-          train_source, image_size, config.seed, train=True)),
-      eval=pipeline.Split(len(eval_source), _Loader(
-          eval_source, image_size, config.seed, train=False)),
+      train=pipeline.Split(
+          len(train_source),
+          _Loader(train_source, image_size, config.seed, train=True),
+      ),
+      eval=pipeline.Split(
+          len(eval_source),
+          _Loader(eval_source, image_size, config.seed, train=False),
+      ),
       global_batch_size=config.batch_size,
-      eval_batch_size=config.eval_batch_size, seed=config.seed,
-      process_index=process_index, process_count=process_count,
-      num_workers=config.dataset.num_workers)
+      eval_batch_size=config.eval_batch_size,
+      seed=config.seed,
+      process_index=process_index,
+      process_count=process_count,
+      num_workers=config.dataset.num_workers,
+  )
 
 
-def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any, *, process_index: int, process_count: int
+) -> pipeline.Pipeline:
   """The ImageNet pipeline of a run config."""
   train, evaluation = (
-      tfds_source.data_source('imagenet2012', split,
-                              config.dataset.tfds_data_dir,
-                              skip_decoding=('image',))
-      for split in (TRAIN_SPLIT, EVAL_SPLIT))
-  return make_pipeline(train, evaluation, config=config,
-                       process_index=process_index,
-                       process_count=process_count)
+      tfds_source.data_source(
+          'imagenet2012',
+          split,
+          config.dataset.tfds_data_dir,
+          skip_decoding=('image',),
+      )
+      for split in (TRAIN_SPLIT, EVAL_SPLIT)
+  )
+  return make_pipeline(
+      train,
+      evaluation,
+      config=config,
+      process_index=process_index,
+      process_count=process_count,
+  )

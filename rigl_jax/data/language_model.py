@@ -27,8 +27,7 @@ IN_MEMORY = True
 Examples = dict[str, np.ndarray]
 
 
-def windows(data: bytes, sequence_length: int, *,
-            keep_tail: bool) -> Examples:
+def windows(data: bytes, sequence_length: int, *, keep_tail: bool) -> Examples:
   """Non-overlapping windows of ``sequence_length + 1`` bytes of ``data``.
 
   Args:
@@ -52,7 +51,7 @@ def windows(data: bytes, sequence_length: int, *,
     lengths = np.full(full + 1, size, np.int32)
     lengths[-1] = tail
   else:
-    ids = ids[:full * size]  # A view: no copy of large training texts.
+    ids = ids[: full * size]  # A view: no copy of large training texts.
     lengths = np.full(full, size, np.int32)
   return {'window': ids.reshape(-1, size), 'length': lengths}
 
@@ -60,44 +59,63 @@ def windows(data: bytes, sequence_length: int, *,
 def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
   """The features of one example in a batch."""
   return {
-      'window': jax.ShapeDtypeStruct((dataset_config.sequence_length + 1,),
-                                     np.uint8),
+      'window': jax.ShapeDtypeStruct(
+          (dataset_config.sequence_length + 1,), np.uint8
+      ),
       'length': jax.ShapeDtypeStruct((), np.int32),
   }
 
 
-def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
-                         train: bool) -> dict[str, jax.Array]:
+def preprocess_on_device(
+    batch: dict[str, jax.Array], rng: jax.Array, train: bool
+) -> dict[str, jax.Array]:
   """Windows to int32 inputs and next-byte labels, padding weighted 0."""
   del rng, train  # No augmentation.
   window = batch['window'].astype(jnp.int32)
   label_positions = jnp.arange(window.shape[1] - 1)
   # Label j is byte j + 1 of the window: real while j + 1 < length.
   real = label_positions[None, :] + 1 < batch['length'][:, None]
-  return {'inputs': window[:, :-1], 'labels': window[:, 1:],
-          'weights': batch['weights'][:, None] * real.astype(jnp.float32)}
+  return {
+      'inputs': window[:, :-1],
+      'labels': window[:, 1:],
+      'weights': batch['weights'][:, None] * real.astype(jnp.float32),
+  }
 
 
-def create_pipeline(config: Any, train_text: bytes, eval_text: bytes, *,
-                    process_index: int,
-                    process_count: int) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any,
+    train_text: bytes,
+    eval_text: bytes,
+    *,
+    process_index: int,
+    process_count: int,
+) -> pipeline.Pipeline:
   """The pipeline of a run config over the given training and eval bytes."""
   sequence_length = config.dataset.sequence_length
   if sequence_length <= 0:
-    raise errors.ConfigError('config.dataset.sequence_length: must be '
-                             f'positive, got {sequence_length}')
+    raise errors.ConfigError(
+        'config.dataset.sequence_length: must be '
+        f'positive, got {sequence_length}'
+    )
   train = windows(train_text, sequence_length, keep_tail=False)
   evaluation = windows(eval_text, sequence_length, keep_tail=True)
-  for what, examples, text in (('training', train, train_text),
-                               ('evaluation', evaluation, eval_text)):
+  for what, examples, text in (
+      ('training', train, train_text),
+      ('evaluation', evaluation, eval_text),
+  ):
     if not len(examples['window']):
       raise errors.ConfigError(
           f'config.dataset.sequence_length={sequence_length}: the '
           f'{len(text)} {what} bytes of {config.dataset.name} hold no '
-          'window of sequence_length + 1 bytes')
+          'window of sequence_length + 1 bytes'
+      )
   return pipeline.Pipeline(
-      train=pipeline.in_memory(train), eval=pipeline.in_memory(evaluation),
+      train=pipeline.in_memory(train),
+      eval=pipeline.in_memory(evaluation),
       global_batch_size=config.batch_size,
-      eval_batch_size=config.eval_batch_size, seed=config.seed,
-      process_index=process_index, process_count=process_count,
-      num_workers=config.dataset.num_workers)
+      eval_batch_size=config.eval_batch_size,
+      seed=config.seed,
+      process_index=process_index,
+      process_count=process_count,
+      num_workers=config.dataset.num_workers,
+  )

@@ -29,15 +29,20 @@ def load_idx_split(local_dir: str, split: str) -> Examples:
   images = idx.read_idx(image_file)
   labels = idx.read_idx(label_file)
   if images.ndim != 3 or images.shape[1:] != (28, 28):
-    raise idx.DataFileError(f'{image_file}: expected images of shape '
-                            f'[N, 28, 28], found {list(images.shape)}')
+    raise idx.DataFileError(
+        f'{image_file}: expected images of shape '
+        f'[N, 28, 28], found {list(images.shape)}'
+    )
   if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-    raise idx.DataFileError(f'{label_file}: expected {images.shape[0]} labels '
-                            f'to match {image_file}, found shape '
-                            f'{list(labels.shape)}')
+    raise idx.DataFileError(
+        f'{label_file}: expected {images.shape[0]} labels '
+        f'to match {image_file}, found shape '
+        f'{list(labels.shape)}'
+    )
   if labels.size and labels.max() >= NUM_CLASSES:
-    raise idx.DataFileError(f'{label_file}: label {labels.max()} is not a '
-                            'digit')
+    raise idx.DataFileError(
+        f'{label_file}: label {labels.max()} is not a ' 'digit'
+    )
   return {'inputs': images[..., None], 'labels': labels.astype(np.int32)}
 
 
@@ -49,29 +54,38 @@ def load_tfds_split(split: str, data_dir: str) -> Examples:
 def example_spec(dataset_config: Any) -> dict[str, jax.ShapeDtypeStruct]:
   """The features of one example in a batch."""
   del dataset_config
-  return {'inputs': jax.ShapeDtypeStruct((28, 28, 1), np.uint8),
-          'labels': jax.ShapeDtypeStruct((), np.int32)}
+  return {
+      'inputs': jax.ShapeDtypeStruct((28, 28, 1), np.uint8),
+      'labels': jax.ShapeDtypeStruct((), np.int32),
+  }
 
 
-def preprocess_on_device(batch: dict[str, jax.Array], rng: jax.Array,
-                         train: bool) -> dict[str, jax.Array]:
+def preprocess_on_device(
+    batch: dict[str, jax.Array], rng: jax.Array, train: bool
+) -> dict[str, jax.Array]:
   """uint8 pixels to float32 in [0, 1]; no augmentation."""
   del rng, train
   return {**batch, 'inputs': image_ops.scale_to_unit(batch['inputs'])}
 
 
-def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any, *, process_index: int, process_count: int
+) -> pipeline.Pipeline:
   """The MNIST pipeline of a run config."""
   local_dir = config.dataset.local_dir
   if local_dir:
     train, test = (load_idx_split(local_dir, s) for s in _SPLITS)
   else:
-    train, test = (load_tfds_split(s, config.dataset.tfds_data_dir)
-                   for s in _SPLITS)
+    train, test = (
+        load_tfds_split(s, config.dataset.tfds_data_dir) for s in _SPLITS
+    )
   return pipeline.Pipeline(
-      train=pipeline.in_memory(train), eval=pipeline.in_memory(test),
+      train=pipeline.in_memory(train),
+      eval=pipeline.in_memory(test),
       global_batch_size=config.batch_size,
-      eval_batch_size=config.eval_batch_size, seed=config.seed,
-      process_index=process_index, process_count=process_count,
-      num_workers=config.dataset.num_workers)
+      eval_batch_size=config.eval_batch_size,
+      seed=config.seed,
+      process_index=process_index,
+      process_count=process_count,
+      num_workers=config.dataset.num_workers,
+  )

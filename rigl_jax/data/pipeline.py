@@ -48,6 +48,7 @@ class Split:
     load: indices and positions -> a batch of features.
     arrays: the features of every example, when the split is in memory.
   """
+
   num_examples: int
   load: Loader
   arrays: Optional[dict[str, np.ndarray]] = None
@@ -63,8 +64,9 @@ def in_memory(arrays: dict[str, np.ndarray]) -> Split:
     del positions  # Augmentation of in-memory data runs on the device.
     return {k: np.take(v, indices, axis=0) for k, v in arrays.items()}
 
-  return Split(num_examples=next(iter(sizes.values())), load=load,
-               arrays=arrays)
+  return Split(
+      num_examples=next(iter(sizes.values())), load=load, arrays=arrays
+  )
 
 
 class _EpochPermutations:
@@ -88,9 +90,18 @@ class _EpochPermutations:
 class Pipeline:
   """This process's training and evaluation batches of one data set."""
 
-  def __init__(self, *, train: Split, eval: Split, global_batch_size: int,  # pylint: disable=redefined-builtin
-               eval_batch_size: int, seed: int, process_index: int = 0,
-               process_count: int = 1, num_workers: int = 0):
+  def __init__(
+      self,
+      *,
+      train: Split,
+      eval: Split,
+      global_batch_size: int,  # pylint: disable=redefined-builtin
+      eval_batch_size: int,
+      seed: int,
+      process_index: int = 0,
+      process_count: int = 1,
+      num_workers: int = 0,
+  ):
     """Creates the pipeline.
 
     Args:
@@ -109,17 +120,25 @@ class Pipeline:
       ValueError: a batch size that the processes cannot share, or larger
         than the training split; an empty split.
     """
-    for name, size in (('batch_size', global_batch_size),
-                       ('eval_batch_size', eval_batch_size)):
+    for name, size in (
+        ('batch_size', global_batch_size),
+        ('eval_batch_size', eval_batch_size),
+    ):
       if size <= 0 or size % process_count:
-        raise ValueError(f'{name}={size} must be a positive multiple of the '
-                         f'number of processes ({process_count})')
+        raise ValueError(
+            f'{name}={size} must be a positive multiple of the '
+            f'number of processes ({process_count})'
+        )
     if train.num_examples <= 0 or eval.num_examples <= 0:
-      raise ValueError(f'empty split: {train.num_examples} training and '
-                       f'{eval.num_examples} evaluation examples')
+      raise ValueError(
+          f'empty split: {train.num_examples} training and '
+          f'{eval.num_examples} evaluation examples'
+      )
     if global_batch_size > train.num_examples:
-      raise ValueError(f'batch_size={global_batch_size} exceeds the '
-                       f'{train.num_examples} training examples')
+      raise ValueError(
+          f'batch_size={global_batch_size} exceeds the '
+          f'{train.num_examples} training examples'
+      )
     if num_workers < 0:
       raise ValueError(f'num_workers must be >= 0, got {num_workers}')
     self.train = train
@@ -136,8 +155,10 @@ class Pipeline:
 
   def train_positions(self, steps: np.ndarray) -> np.ndarray:
     """Stream positions of this process's share of each step: [S, L]."""
-    first = (np.asarray(steps, np.int64)[:, None] * self.global_batch_size +
-             self.process_index * self.local_batch_size)
+    first = (
+        np.asarray(steps, np.int64)[:, None] * self.global_batch_size
+        + self.process_index * self.local_batch_size
+    )
     return first + np.arange(self.local_batch_size, dtype=np.int64)
 
   def train_indices(self, steps: np.ndarray) -> np.ndarray:
@@ -150,14 +171,17 @@ class Pipeline:
     n = self.train.num_examples
     indices = np.empty_like(positions)
     first_epoch, last_epoch = positions[0] // n, positions[-1] // n
-    bounds = np.searchsorted(positions, np.arange(first_epoch + 1,
-                                                  last_epoch + 1) * n)
+    bounds = np.searchsorted(
+        positions, np.arange(first_epoch + 1, last_epoch + 1) * n
+    )
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(positions)]])
-    for epoch, start, end in zip(range(first_epoch, last_epoch + 1), starts,
-                                 ends):
+    for epoch, start, end in zip(
+        range(first_epoch, last_epoch + 1), starts, ends
+    ):
       indices[start:end] = self._permutation(int(epoch))[
-          positions[start:end] - epoch * n]
+          positions[start:end] - epoch * n
+      ]
     return indices.reshape(len(steps), self.local_batch_size)
 
   def train_batch(self, step: int) -> Batch:
@@ -169,10 +193,10 @@ class Pipeline:
 
   def eval_batch(self, index: int) -> Batch:
     """This process's share of evaluation batch ``index``, padded."""
-    first = index * self.eval_batch_size + (self.process_index *
-                                            self._local_eval_batch)
-    positions = np.arange(first, first + self._local_eval_batch,
-                          dtype=np.int64)
+    first = index * self.eval_batch_size + (
+        self.process_index * self._local_eval_batch
+    )
+    positions = np.arange(first, first + self._local_eval_batch, dtype=np.int64)
     valid = positions < self.eval.num_examples
     indices = np.minimum(positions, self.eval.num_examples - 1)
     batch = self.eval.load(indices, positions)
@@ -180,25 +204,31 @@ class Pipeline:
 
   def _iterate(self, dataset: grain.MapDataset) -> grain.IterDataset:
     if self._num_workers:
-      return dataset.to_iter_dataset(grain.ReadOptions(
-          num_threads=1, prefetch_buffer_size=1)).mp_prefetch(
-              grain.MultiprocessingOptions(
-                  num_workers=self._num_workers,
-                  per_worker_buffer_size=_WORKER_BUFFER))
+      return dataset.to_iter_dataset(
+          grain.ReadOptions(num_threads=1, prefetch_buffer_size=1)
+      ).mp_prefetch(
+          grain.MultiprocessingOptions(
+              num_workers=self._num_workers,
+              per_worker_buffer_size=_WORKER_BUFFER,
+          )
+      )
     # Loading in the consumer's thread: the trainer reads ahead in a thread
     # of its own, which also moves the batches to the devices.
-    return dataset.to_iter_dataset(grain.ReadOptions(
-        num_threads=0, prefetch_buffer_size=0))
+    return dataset.to_iter_dataset(
+        grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+    )
 
   def train_dataset(self, start_step: int = 0) -> grain.IterDataset:
     """This process's training batches from ``start_step`` on (endless)."""
     return self._iterate(
-        grain.MapDataset.range(start_step, _ENDLESS).map(self.train_batch))
+        grain.MapDataset.range(start_step, _ENDLESS).map(self.train_batch)
+    )
 
   def eval_dataset(self) -> grain.IterDataset:
     """This process's share of the whole evaluation split."""
     return self._iterate(
-        grain.MapDataset.range(self.num_eval_batches).map(self.eval_batch))
+        grain.MapDataset.range(self.num_eval_batches).map(self.eval_batch)
+    )
 
   def train_batches(self, start_step: int = 0) -> Iterator[Batch]:
     return iter(self.train_dataset(start_step))

@@ -26,12 +26,17 @@ def import_tfds():
     raise errors.ConfigError(
         'config.dataset.local_dir is empty, so the data come from TFDS, '
         "which is not installed: pip install -e '.[tfds]', or set "
-        'config.dataset.local_dir to an offline copy') from None
+        'config.dataset.local_dir to an offline copy'
+    ) from None
   return tfds
 
 
-def data_source(name: str, split: str, data_dir: Optional[str],
-                skip_decoding: Sequence[str] = ()) -> Sequence[Any]:
+def data_source(
+    name: str,
+    split: str,
+    data_dir: Optional[str],
+    skip_decoding: Sequence[str] = (),
+) -> Sequence[Any]:
   """A random-access sequence of the examples of ``name``'s ``split``.
 
   Args:
@@ -47,9 +52,13 @@ def data_source(name: str, split: str, data_dir: Optional[str],
   decoders = {key: tfds.decode.SkipDecoding() for key in skip_decoding}
   try:
     return tfds.data_source(
-        name, split=split, data_dir=data_dir or None, download=False,
+        name,
+        split=split,
+        data_dir=data_dir or None,
+        download=False,
         decoders=decoders or None,
-        builder_kwargs={'file_format': FILE_FORMAT})
+        builder_kwargs={'file_format': FILE_FORMAT},
+    )
   except (KeyError, FileNotFoundError, NotImplementedError) as e:
     where = data_dir or 'the default TFDS data dir'
     raise errors.DataFileError(
@@ -60,8 +69,9 @@ def data_source(name: str, split: str, data_dir: Optional[str],
     ) from None
 
 
-def prepare(name: str, data_dir: Optional[str],
-            manual_dir: Optional[str] = None) -> epath.Path:
+def prepare(
+    name: str, data_dir: Optional[str], manual_dir: Optional[str] = None
+) -> epath.Path:
   """Downloads and writes ``name``'s ArrayRecord files; returns where.
 
   Uses TensorFlow (the ``prepare`` extra). ``name`` is a TFDS name or
@@ -69,18 +79,23 @@ def prepare(name: str, data_dir: Optional[str],
   """
   if name == 'wikitext103':
     from rigl_jax.data import wikitext103_builder  # pylint: disable=g-import-not-at-top
+
     return wikitext103_builder.prepare(data_dir, manual_dir).data_dir
   tfds = import_tfds()
-  dataset_builder = tfds.builder(name, data_dir=data_dir or None,
-                                 file_format=FILE_FORMAT)
+  dataset_builder = tfds.builder(
+      name, data_dir=data_dir or None, file_format=FILE_FORMAT
+  )
   dataset_builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(
-          manual_dir=manual_dir or None))
+          manual_dir=manual_dir or None
+      )
+  )
   return dataset_builder.data_dir
 
 
-def read_all(source: Sequence[Any],
-             features: dict[str, str]) -> dict[str, np.ndarray]:
+def read_all(
+    source: Sequence[Any], features: dict[str, str]
+) -> dict[str, np.ndarray]:
   """Every example of ``source`` as stacked arrays.
 
   Args:
@@ -90,14 +105,20 @@ def read_all(source: Sequence[Any],
   examples = [source[i] for i in range(len(source))]
   if not examples:
     raise errors.DataFileError(f'{source}: the split is empty')
-  return {ours: np.stack([np.asarray(e[theirs]) for e in examples])
-          for ours, theirs in features.items()}
+  return {
+      ours: np.stack([np.asarray(e[theirs]) for e in examples])
+      for ours, theirs in features.items()
+  }
 
 
-def read_image_classification(name: str, split: str,
-                              data_dir: Optional[str]) -> dict[str, np.ndarray]:
+def read_image_classification(
+    name: str, split: str, data_dir: Optional[str]
+) -> dict[str, np.ndarray]:
   """{'inputs': uint8 images, 'labels': int32} of a TFDS image data set."""
-  examples = read_all(data_source(name, split, data_dir),
-                      {'inputs': 'image', 'labels': 'label'})
-  return {'inputs': examples['inputs'].astype(np.uint8),
-          'labels': examples['labels'].astype(np.int32)}
+  examples = read_all(
+      data_source(name, split, data_dir), {'inputs': 'image', 'labels': 'label'}
+  )
+  return {
+      'inputs': examples['inputs'].astype(np.uint8),
+      'labels': examples['labels'].astype(np.int32),
+  }

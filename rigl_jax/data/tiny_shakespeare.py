@@ -45,12 +45,14 @@ def load_local_splits(local_dir: str) -> dict[str, bytes]:
   except FileNotFoundError:
     raise errors.DataFileError(f'{path}: file not found') from None
   except (OSError, UnicodeDecodeError) as e:
-    raise errors.DataFileError(f'{path}: cannot be read as UTF-8 text: {e}'
-                              ) from None
+    raise errors.DataFileError(
+        f'{path}: cannot be read as UTF-8 text: {e}'
+    ) from None
   if not text:
     raise errors.DataFileError(f'{path}: the file is empty')
-  return {name: part.encode('utf-8')
-          for name, part in split_like_tfds(text).items()}
+  return {
+      name: part.encode('utf-8') for name, part in split_like_tfds(text).items()
+  }
 
 
 def load_tfds_split(split: str, data_dir: str) -> bytes:
@@ -63,16 +65,23 @@ def _as_bytes(text: Any) -> bytes:
   return text.encode('utf-8') if isinstance(text, str) else bytes(text)
 
 
-def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any, *, process_index: int, process_count: int
+) -> pipeline.Pipeline:
   """The Tiny Shakespeare pipeline of a run config."""
   local_dir = config.dataset.local_dir
   if local_dir:
     splits = load_local_splits(local_dir)
     train, evaluation = splits[TRAIN_SPLIT], splits[EVAL_SPLIT]
   else:
-    train, evaluation = (load_tfds_split(s, config.dataset.tfds_data_dir)
-                         for s in (TRAIN_SPLIT, EVAL_SPLIT))
+    train, evaluation = (
+        load_tfds_split(s, config.dataset.tfds_data_dir)
+        for s in (TRAIN_SPLIT, EVAL_SPLIT)
+    )
   return language_model.create_pipeline(
-      config, train, evaluation, process_index=process_index,
-      process_count=process_count)
+      config,
+      train,
+      evaluation,
+      process_index=process_index,
+      process_count=process_count,
+  )

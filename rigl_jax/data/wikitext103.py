@@ -21,8 +21,10 @@ from rigl_jax import errors
 from rigl_jax.data import language_model
 from rigl_jax.data import pipeline
 
-URL = ('https://s3.amazonaws.com/research.metamind.io/wikitext/'
-       'wikitext-103-raw-v1.zip')
+URL = (
+    'https://s3.amazonaws.com/research.metamind.io/wikitext/'
+    'wikitext-103-raw-v1.zip'
+)
 ARCHIVE = 'wikitext-103-raw-v1.zip'
 # Split -> file in the archive.
 MEMBERS = {
@@ -46,8 +48,9 @@ def check_archive(path: epath.PathLike) -> None:
   except FileNotFoundError:
     raise errors.DataFileError(f'{path}: file not found') from None
   except (OSError, zipfile.BadZipFile) as e:
-    raise errors.DataFileError(f'{path}: not a readable zip archive: {e}'
-                              ) from None
+    raise errors.DataFileError(
+        f'{path}: not a readable zip archive: {e}'
+    ) from None
   missing = sorted(set(MEMBERS.values()) - names)
   if missing:
     raise errors.DataFileError(f'{path}: the archive lacks {missing}')
@@ -60,14 +63,16 @@ def read_archive_split(path: epath.PathLike, split: str) -> bytes:
     with epath.Path(path).open('rb') as f, zipfile.ZipFile(f) as archive:
       return archive.read(MEMBERS[split])
   except (OSError, zipfile.BadZipFile) as e:
-    raise errors.DataFileError(f'{path}: cannot read {MEMBERS[split]}: {e}'
-                              ) from None
+    raise errors.DataFileError(
+        f'{path}: cannot read {MEMBERS[split]}: {e}'
+    ) from None
 
 
 def read_tfds_split(split: str, data_dir: str) -> bytes:
   """One split's bytes from the prepared TFDS records (prepared if needed)."""
   # The builder imports TFDS; only this path needs it.
   from rigl_jax.data import wikitext103_builder  # pylint: disable=g-import-not-at-top
+
   source = wikitext103_builder.data_source(split, data_dir)
   return b''.join(source[i]['text'] for i in range(len(source)))
 
@@ -77,16 +82,24 @@ def load_splits(config: Any) -> tuple[bytes, bytes]:
   local_dir = config.dataset.local_dir
   if local_dir:
     archive = os.path.join(local_dir, ARCHIVE)
-    return tuple(read_archive_split(archive, s)
-                 for s in (TRAIN_SPLIT, EVAL_SPLIT))
-  return tuple(read_tfds_split(s, config.dataset.tfds_data_dir)
-               for s in (TRAIN_SPLIT, EVAL_SPLIT))
+    return tuple(
+        read_archive_split(archive, s) for s in (TRAIN_SPLIT, EVAL_SPLIT)
+    )
+  return tuple(
+      read_tfds_split(s, config.dataset.tfds_data_dir)
+      for s in (TRAIN_SPLIT, EVAL_SPLIT)
+  )
 
 
-def create_pipeline(config: Any, *, process_index: int,
-                    process_count: int) -> pipeline.Pipeline:
+def create_pipeline(
+    config: Any, *, process_index: int, process_count: int
+) -> pipeline.Pipeline:
   """The WikiText-103 pipeline of a run config."""
   train, evaluation = load_splits(config)
   return language_model.create_pipeline(
-      config, train, evaluation, process_index=process_index,
-      process_count=process_count)
+      config,
+      train,
+      evaluation,
+      process_index=process_index,
+      process_count=process_count,
+  )

@@ -37,32 +37,39 @@ class WikiText103(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   RELEASE_NOTES = {'1.0.0': 'Raw release, one example per line.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       f'Optional: put {wikitext103.ARCHIVE} (from {wikitext103.URL}) in the '
-      'manual dir to build without network access.')
+      'manual dir to build without network access.'
+  )
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
         description='WikiText-103, raw (untokenized) release.',
         features=tfds.features.FeaturesDict({'text': tfds.features.Text()}),
-        homepage=('https://blog.salesforceairesearch.com/'
-                  'the-wikitext-long-term-dependency-language-modeling-'
-                  'dataset/'),
+        homepage=(
+            'https://blog.salesforceairesearch.com/'
+            'the-wikitext-long-term-dependency-language-modeling-'
+            'dataset/'
+        ),
         citation=_CITATION,
         # Keep file order: the splits are texts, not sets of examples.
-        disable_shuffling=True)
+        disable_shuffling=True,
+    )
 
   def _split_generators(
       self, dl_manager: tfds.download.DownloadManager
   ) -> dict[str, Iterator[tuple[int, dict[str, bytes]]]]:
     archive = _manual_archive(dl_manager) or dl_manager.download(
-        wikitext103.URL)
+        wikitext103.URL
+    )
     wikitext103.check_archive(archive)
-    return {split: self._generate_examples(archive, member)
-            for split, member in wikitext103.MEMBERS.items()}
+    return {
+        split: self._generate_examples(archive, member)
+        for split, member in wikitext103.MEMBERS.items()
+    }
 
   def _generate_examples(
-      self, archive: epath.PathLike,
-      member: str) -> Iterator[tuple[int, dict[str, bytes]]]:
+      self, archive: epath.PathLike, member: str
+  ) -> Iterator[tuple[int, dict[str, bytes]]]:
     with epath.Path(archive).open('rb') as f, zipfile.ZipFile(f) as z:
       with z.open(member) as lines:
         # Binary lines split at b'\n' only, so no byte is changed.
@@ -71,7 +78,8 @@ class WikiText103(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 def _manual_archive(
-    dl_manager: tfds.download.DownloadManager) -> Optional[epath.Path]:
+    dl_manager: tfds.download.DownloadManager,
+) -> Optional[epath.Path]:
   """The archive in the manual dir, or None."""
   try:
     manual_dir = dl_manager.manual_dir
@@ -81,12 +89,16 @@ def _manual_archive(
   return path if path.exists() else None
 
 
-def prepare(data_dir: Optional[str], manual_dir: Optional[str] = None
-           ) -> WikiText103:
+def prepare(
+    data_dir: Optional[str], manual_dir: Optional[str] = None
+) -> WikiText103:
   """Builds the ArrayRecord files (a no-op once built); returns the builder."""
   builder = WikiText103(data_dir=data_dir or None, file_format='array_record')
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir or None))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir or None
+      )
+  )
   return builder
 
 

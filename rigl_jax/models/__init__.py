@@ -35,14 +35,20 @@ FIRST_LAYERS: dict[str, str] = {
 }
 
 
-def create_model(name: str, *, num_classes: int, width: float,
-                 **options: Any) -> nn.Module:
+def create_model(
+    name: str, *, num_classes: int, width: float, **options: Any
+) -> nn.Module:
   """The model registered under ``name``."""
-  checks.require(name in MODELS, 'model.name',
-                 f'must be one of {sorted(MODELS)}, got {name!r}')
-  checks.require(isinstance(width, (int, float)) and math.isfinite(width) and
-                 width > 0, 'model.width',
-                 f'must be a positive number, got {width!r}')
+  checks.require(
+      name in MODELS,
+      'model.name',
+      f'must be one of {sorted(MODELS)}, got {name!r}',
+  )
+  checks.require(
+      isinstance(width, (int, float)) and math.isfinite(width) and width > 0,
+      'model.width',
+      f'must be a positive number, got {width!r}',
+  )
   try:
     return MODELS[name](num_classes=num_classes, width=width, **options)
   except TypeError as e:  # An option the model does not have.

@@ -16,5 +16,6 @@ def batch_norm(train: bool, **kwargs: Any) -> nn.BatchNorm:
     train: whether to normalize with (and update) batch statistics.
     **kwargs: other ``nn.BatchNorm`` attributes, e.g. ``name``, ``scale_init``.
   """
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                      epsilon=1e-5, **kwargs)
+  return nn.BatchNorm(
+      use_running_average=not train, momentum=0.9, epsilon=1e-5, **kwargs
+  )

@@ -26,6 +26,7 @@ class GRULanguageModel(nn.Module):
     state_size: GRU state size at width 1.
     readout_size: hidden readout layer size at width 1.
   """
+
   num_classes: int = 256
   width: float = 1.0
   embedding_dim: int = 128
@@ -35,14 +36,16 @@ class GRULanguageModel(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train  # No dropout or normalization.
-    embedding = nn.Embed(self.num_classes, self.embedding_dim,
-                         name='embedding')
+    embedding = nn.Embed(self.num_classes, self.embedding_dim, name='embedding')
     h = embedding(x)
     # Naming the cell (not the RNN wrapper) gives paths like 'gru/hr/kernel'.
     cell = nn.GRUCell(widths.scale(self.state_size, self.width), name='gru')
     h = nn.RNN(cell)(h)
-    h = nn.relu(nn.Dense(widths.scale(self.readout_size, self.width),
-                         name='readout1')(h))
+    h = nn.relu(
+        nn.Dense(widths.scale(self.readout_size, self.width), name='readout1')(
+            h
+        )
+    )
     # Linear, so that the readout can reach any point of the embedding space.
     h = nn.Dense(self.embedding_dim, name='readout2')(h)
     return embedding.attend(h)

@@ -17,6 +17,7 @@ class LeNet300100(nn.Module):
     width: multiplier of the hidden sizes (300, 100).
     hidden_sizes: the hidden sizes at width 1.
   """
+
   num_classes: int = 10
   width: float = 1.0
   hidden_sizes: Sequence[int] = (300, 100)

@@ -20,9 +20,21 @@ from rigl_jax.models import widths
 
 # (pointwise output channels, stride of the depthwise convolution) of each
 # depthwise-separable block at width 1 (the paper's Table 1).
-BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-          (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2),
-          (1024, 1))
+BLOCKS = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+)
 
 _conv_init = nn.initializers.he_normal()
 
@@ -34,18 +46,31 @@ class DepthwiseSeparable(nn.Module):
     features: output channels of the pointwise convolution.
     strides: stride of the depthwise convolution.
   """
+
   features: int
   strides: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     channels = x.shape[-1]
-    x = nn.Conv(channels, (3, 3), strides=self.strides, padding='SAME',
-                feature_group_count=channels, use_bias=False,
-                kernel_init=_conv_init, name='depthwise')(x)
+    x = nn.Conv(
+        channels,
+        (3, 3),
+        strides=self.strides,
+        padding='SAME',
+        feature_group_count=channels,
+        use_bias=False,
+        kernel_init=_conv_init,
+        name='depthwise',
+    )(x)
     x = nn.relu6(batch_norm.batch_norm(train, name='depthwise_bn')(x))
-    x = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=_conv_init,
-                name='pointwise')(x)
+    x = nn.Conv(
+        self.features,
+        (1, 1),
+        use_bias=False,
+        kernel_init=_conv_init,
+        name='pointwise',
+    )(x)
     return nn.relu6(batch_norm.batch_norm(train, name='pointwise_bn')(x))
 
 
@@ -57,6 +82,7 @@ class MobileNetV1(nn.Module):
     width: the width multiplier α.
     blocks: (channels, stride) of each depthwise-separable block at width 1.
   """
+
   num_classes: int = 1000
   width: float = 1.0
   blocks: Sequence[tuple[int, int]] = BLOCKS
@@ -64,12 +90,19 @@ class MobileNetV1(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x.astype(jnp.float32)
-    x = nn.Conv(widths.scale(32, self.width), (3, 3), strides=2,
-                padding='SAME', use_bias=False, kernel_init=_conv_init,
-                name='stem')(x)
+    x = nn.Conv(
+        widths.scale(32, self.width),
+        (3, 3),
+        strides=2,
+        padding='SAME',
+        use_bias=False,
+        kernel_init=_conv_init,
+        name='stem',
+    )(x)
     x = nn.relu6(batch_norm.batch_norm(train, name='stem_bn')(x))
     for i, (features, strides) in enumerate(self.blocks):
-      x = DepthwiseSeparable(widths.scale(features, self.width), strides,
-                             name=f'block{i + 1}')(x, train)
+      x = DepthwiseSeparable(
+          widths.scale(features, self.width), strides, name=f'block{i + 1}'
+      )(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name='head')(x)

@@ -32,6 +32,7 @@ class Bottleneck(nn.Module):
     zero_init_last_bn: start the last BatchNorm's scale at zero, so each
       block begins as the identity (Goyal et al. 2017).
   """
+
   features: int
   strides: int = 1
   zero_init_last_bn: bool = True
@@ -42,17 +43,26 @@ class Bottleneck(nn.Module):
     out_features = self.features * EXPANSION
     y = conv(self.features, (1, 1), name='conv1')(x)
     y = nn.relu(batch_norm.batch_norm(train, name='bn1')(y))
-    y = conv(self.features, (3, 3), strides=self.strides,
-             padding=((1, 1), (1, 1)), name='conv2')(y)
+    y = conv(
+        self.features,
+        (3, 3),
+        strides=self.strides,
+        padding=((1, 1), (1, 1)),
+        name='conv2',
+    )(y)
     y = nn.relu(batch_norm.batch_norm(train, name='bn2')(y))
     y = conv(out_features, (1, 1), name='conv3')(y)
-    last_scale_init = (nn.initializers.zeros if self.zero_init_last_bn else
-                       nn.initializers.ones)
+    last_scale_init = (
+        nn.initializers.zeros
+        if self.zero_init_last_bn
+        else nn.initializers.ones
+    )
     y = batch_norm.batch_norm(train, name='bn3', scale_init=last_scale_init)(y)
     shortcut = x
     if x.shape[-1] != out_features or self.strides != 1:
-      shortcut = conv(out_features, (1, 1), strides=self.strides,
-                      name='shortcut_conv')(x)
+      shortcut = conv(
+          out_features, (1, 1), strides=self.strides, name='shortcut_conv'
+      )(x)
       shortcut = batch_norm.batch_norm(train, name='shortcut_bn')(shortcut)
     return nn.relu(y + shortcut)
 
@@ -66,6 +76,7 @@ class ResNet(nn.Module):
     stage_sizes: the number of bottlenecks in each stage.
     zero_init_last_bn: see ``Bottleneck``.
   """
+
   num_classes: int = 1000
   width: float = 1.0
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
@@ -74,9 +85,15 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x.astype(jnp.float32)
-    x = nn.Conv(widths.scale(64, self.width), (7, 7), strides=2,
-                padding=((3, 3), (3, 3)), use_bias=False,
-                kernel_init=_conv_init, name='stem')(x)
+    x = nn.Conv(
+        widths.scale(64, self.width),
+        (7, 7),
+        strides=2,
+        padding=((3, 3), (3, 3)),
+        use_bias=False,
+        kernel_init=_conv_init,
+        name='stem',
+    )(x)
     x = nn.relu(batch_norm.batch_norm(train, name='stem_bn')(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for stage, num_blocks in enumerate(self.stage_sizes):
@@ -84,8 +101,12 @@ class ResNet(nn.Module):
       for block in range(num_blocks):
         # The first block of every stage but the first halves the resolution.
         strides = 2 if stage > 0 and block == 0 else 1
-        x = Bottleneck(features, strides, self.zero_init_last_bn,
-                       name=f'stage{stage + 1}_block{block}')(x, train)
+        x = Bottleneck(
+            features,
+            strides,
+            self.zero_init_last_bn,
+            name=f'stage{stage + 1}_block{block}',
+        )(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name='head')(x)
 

@@ -25,6 +25,7 @@ class PreActBlock(nn.Module):
     features: output channels.
     strides: stride of the first convolution (and of the projection).
   """
+
   features: int
   strides: int = 1
 
@@ -35,13 +36,18 @@ class PreActBlock(nn.Module):
     shortcut = x
     if x.shape[-1] != self.features or self.strides != 1:
       # The projection sees the pre-activated input, as in the WRN paper.
-      shortcut = conv(self.features, (1, 1), strides=self.strides,
-                      name='shortcut')(y)
-    y = conv(self.features, (3, 3), strides=self.strides,
-             padding=((1, 1), (1, 1)), name='conv1')(y)
+      shortcut = conv(
+          self.features, (1, 1), strides=self.strides, name='shortcut'
+      )(y)
+    y = conv(
+        self.features,
+        (3, 3),
+        strides=self.strides,
+        padding=((1, 1), (1, 1)),
+        name='conv1',
+    )(y)
     y = nn.relu(batch_norm.batch_norm(train, name='bn2')(y))
-    y = conv(self.features, (3, 3), padding=((1, 1), (1, 1)),
-             name='conv2')(y)
+    y = conv(self.features, (3, 3), padding=((1, 1), (1, 1)), name='conv2')(y)
     return y + shortcut
 
 
@@ -54,6 +60,7 @@ class WideResNet(nn.Module):
     depth: total depth; (depth - 4) must be divisible by 6.
     widen_factor: k, the widening of the three groups.
   """
+
   num_classes: int = 10
   width: float = 1.0
   depth: int = 22
@@ -65,15 +72,21 @@ class WideResNet(nn.Module):
       raise ValueError(f'WideResNet depth must be 6n + 4, got {self.depth}')
     blocks_per_group = (self.depth - 4) // 6
     x = x.astype(jnp.float32)
-    x = nn.Conv(widths.scale(16, self.width), (3, 3),
-                padding=((1, 1), (1, 1)), use_bias=False,
-                kernel_init=_conv_init, name='stem')(x)
+    x = nn.Conv(
+        widths.scale(16, self.width),
+        (3, 3),
+        padding=((1, 1), (1, 1)),
+        use_bias=False,
+        kernel_init=_conv_init,
+        name='stem',
+    )(x)
     for group in range(3):
       features = widths.scale(16 * 2**group * self.widen_factor, self.width)
       for block in range(blocks_per_group):
         strides = 2 if group > 0 and block == 0 else 1
-        x = PreActBlock(features, strides,
-                        name=f'group{group + 1}_block{block}')(x, train)
+        x = PreActBlock(
+            features, strides, name=f'group{group + 1}_block{block}'
+        )(x, train)
     x = nn.relu(batch_norm.batch_norm(train, name='final_bn')(x))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name='head')(x)

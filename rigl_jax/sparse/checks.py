@@ -27,19 +27,39 @@ def require(condition: Any, name: str, message: str) -> None:
 
 
 def require_positive_int(name: str, value: Any) -> None:
-  require(isinstance(value, (int, float)) and not isinstance(value, bool) and
-          math.isfinite(value) and int(value) == value and value > 0, name,
-          f'must be a positive integer, got {value!r}')
+  require(
+      isinstance(value, (int, float))
+      and not isinstance(value, bool)
+      and math.isfinite(value)
+      and int(value) == value
+      and value > 0,
+      name,
+      f'must be a positive integer, got {value!r}',
+  )
 
 
-def require_in_range(name: str, value: Any, low: float, high: float, *,
-                     low_open: bool = False, high_open: bool = False) -> None:
+def require_in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
   """low <= value <= high, with either end open; NaN always fails."""
-  ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-      (low < value if low_open else low <= value) and
-      (value < high if high_open else value <= high))
-  interval = (f'{"(" if low_open else "["}{low:g}, '
-              f'{high:g}{")" if high_open else "]"}')
+  ok = (
+      isinstance(value, (int, float))
+      and not isinstance(value, bool)
+      and (
+          (low < value if low_open else low <= value)
+          and (value < high if high_open else value <= high)
+      )
+  )
+  interval = (
+      f'{"(" if low_open else "["}{low:g}, '
+      f'{high:g}{")" if high_open else "]"}'
+  )
   require(ok, name, f'must be in {interval}, got {value!r}')
 
 

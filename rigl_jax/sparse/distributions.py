@@ -48,41 +48,53 @@ Rule = tuple[str, Union[str, float]]
 
 def check_rules(rules: Sequence[Rule]) -> list[tuple[re.Pattern, Any]]:
   """Compiles the rules; raises ``InvalidArgument('layer_sparsity', ...)``."""
-  checks.require(not isinstance(rules, (str, bytes)), 'layer_sparsity',
-                 f'must be a sequence of (regex, value) pairs, got {rules!r}')
+  checks.require(
+      not isinstance(rules, (str, bytes)),
+      'layer_sparsity',
+      f'must be a sequence of (regex, value) pairs, got {rules!r}',
+  )
   compiled = []
   for rule in rules:
     checks.require(
-        isinstance(rule, (tuple, list)) and len(rule) == 2 and
-        isinstance(rule[0], str), 'layer_sparsity',
-        f'each rule is a (regex, value) pair, got {rule!r}')
+        isinstance(rule, (tuple, list))
+        and len(rule) == 2
+        and isinstance(rule[0], str),
+        'layer_sparsity',
+        f'each rule is a (regex, value) pair, got {rule!r}',
+    )
     pattern, value = rule
     try:
       regex = re.compile(pattern)
     except re.error as e:
       raise checks.InvalidArgument(
-          'layer_sparsity', f'invalid regex {pattern!r}: {e}') from None
+          'layer_sparsity', f'invalid regex {pattern!r}: {e}'
+      ) from None
     if value not in (DENSE, DISTRIBUTED):
       checks.require(
-          isinstance(value, (int, float)) and not isinstance(value, bool) and
-          0.0 <= value <= 1.0, 'layer_sparsity',
+          isinstance(value, (int, float))
+          and not isinstance(value, bool)
+          and 0.0 <= value <= 1.0,
+          'layer_sparsity',
           f'the value of {pattern!r} must be {DENSE!r}, {DISTRIBUTED!r} or a '
-          f'sparsity in [0, 1], got {value!r}')
+          f'sparsity in [0, 1], got {value!r}',
+      )
       value = float(value)
     compiled.append((regex, value))
   return compiled
 
 
-def _raw_density(shape: tuple[int, ...], distribution: str,
-                 erk_power_scale: float) -> float:
+def _raw_density(
+    shape: tuple[int, ...], distribution: str, erk_power_scale: float
+) -> float:
   if distribution == 'erk':
-    return (sum(shape) / math.prod(shape))**erk_power_scale
+    return (sum(shape) / math.prod(shape)) ** erk_power_scale
   n_in, n_out = shape[-2], shape[-1]
   return (n_in + n_out) / (n_in * n_out)
 
 
-def _solve_densities(sizes: Sequence[int], raw: Sequence[float],
-                     sparsity: float) -> list[float]:
+def _solve_densities(
+    sizes: Sequence[int], raw: Sequence[float], sparsity: float
+) -> list[float]:
   """Finds densities ``min(1, eps * raw_l)`` that keep the nonzero budget."""
   target_nonzeros = (1.0 - sparsity) * sum(sizes)
   dense = [False] * len(sizes)
@@ -90,8 +102,9 @@ def _solve_densities(sizes: Sequence[int], raw: Sequence[float],
     free = [i for i in range(len(sizes)) if not dense[i]]
     if not free:
       break
-    budget = target_nonzeros - sum(sizes[i] for i in range(len(sizes))
-                                   if dense[i])
+    budget = target_nonzeros - sum(
+        sizes[i] for i in range(len(sizes)) if dense[i]
+    )
     eps = budget / sum(raw[i] * sizes[i] for i in free)
     largest = max(raw[i] for i in free)
     if eps * largest <= 1.0:
@@ -104,13 +117,15 @@ def _solve_densities(sizes: Sequence[int], raw: Sequence[float],
   return [1.0 if dense[i] else eps * raw[i] for i in range(len(sizes))]
 
 
-def get_sparsities(params: Any,
-                   sparsity: float,
-                   distribution: str,
-                   *,
-                   rules: Sequence[Rule] = (),
-                   first_layer: Optional[str] = None,
-                   erk_power_scale: float = 1.0) -> Any:
+def get_sparsities(
+    params: Any,
+    sparsity: float,
+    distribution: str,
+    *,
+    rules: Sequence[Rule] = (),
+    first_layer: Optional[str] = None,
+    erk_power_scale: float = 1.0,
+) -> Any:
   """Returns the sparsity of every sparsified leaf of ``params``.
 
   Args:
@@ -133,12 +148,18 @@ def get_sparsities(params: Any,
       'layer_sparsity' or 'erk_power_scale'.
   """
   checks.require_in_range('sparsity', sparsity, 0.0, 1.0, high_open=True)
-  checks.require(distribution in DISTRIBUTIONS, 'distribution',
-                 f'must be one of {DISTRIBUTIONS}, got {distribution!r}')
-  checks.require(isinstance(erk_power_scale, (int, float)) and
-                 math.isfinite(erk_power_scale) and erk_power_scale >= 0,
-                 'erk_power_scale',
-                 f'must be a number >= 0, got {erk_power_scale!r}')
+  checks.require(
+      distribution in DISTRIBUTIONS,
+      'distribution',
+      f'must be one of {DISTRIBUTIONS}, got {distribution!r}',
+  )
+  checks.require(
+      isinstance(erk_power_scale, (int, float))
+      and math.isfinite(erk_power_scale)
+      and erk_power_scale >= 0,
+      'erk_power_scale',
+      f'must be a number >= 0, got {erk_power_scale!r}',
+  )
   compiled = check_rules(rules)
 
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
@@ -147,15 +168,16 @@ def get_sparsities(params: Any,
   kernels = [i for i, shape in enumerate(shapes) if len(shape) >= 2]
   for regex, _ in compiled:
     checks.require(
-        any(regex.search(paths[i]) for i in kernels), 'layer_sparsity',
+        any(regex.search(paths[i]) for i in kernels),
+        'layer_sparsity',
         f'regex {regex.pattern!r} matches no kernel. Kernel paths are: '
-        f'{", ".join(paths[i] for i in kernels)}')
+        f'{", ".join(paths[i] for i in kernels)}',
+    )
 
   result: list[Optional[float]] = [None] * len(leaves)
   distributed = []
   for i in kernels:
-    value = next((v for regex, v in compiled if regex.search(paths[i])),
-                 None)
+    value = next((v for regex, v in compiled if regex.search(paths[i])), None)
     if value is None and distribution == 'uniform' and paths[i] == first_layer:
       value = DENSE  # The paper keeps the first layer dense under uniform.
     if value == DENSE:
@@ -170,8 +192,10 @@ def get_sparsities(params: Any,
       result[i] = float(sparsity)
   elif distributed:
     sizes = [math.prod(shapes[i]) for i in distributed]
-    raw = [_raw_density(shapes[i], distribution, erk_power_scale)
-           for i in distributed]
+    raw = [
+        _raw_density(shapes[i], distribution, erk_power_scale)
+        for i in distributed
+    ]
     densities = _solve_densities(sizes, raw, sparsity)
     for i, density in zip(distributed, densities):
       result[i] = max(0.0, 1.0 - density)

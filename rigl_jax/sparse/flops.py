@@ -22,6 +22,7 @@ class RunCosts:
     sparsities: the final sparsity of each sparse layer, by path.
     flops_at: f at other per-layer sparsities (e.g. during pruning).
   """
+
   num_steps: int
   dense_flops: float
   sparse_flops: float

@@ -16,7 +16,6 @@ from rigl_jax.sparse import tree_paths
 from rigl_jax.sparse.tree_paths import PyTree
 
 
-
 def map_masks(fn: Callable[..., Any], masks: PyTree, *trees: PyTree) -> PyTree:
   """Maps ``fn(mask, *leaves)`` over masks and trees; ``mask`` may be None."""
   return jax.tree.map(fn, masks, *trees, is_leaf=tree_paths.is_none)
@@ -39,8 +38,10 @@ def random_scores(rng: jax.Array, template: PyTree, params: PyTree) -> PyTree:
   sizes = [int(np.prod(shape)) for shape in selected]
   flat = jax.random.uniform(rng, (sum(sizes),))
   parts = iter(jnp.split(flat, np.cumsum(sizes)[:-1]) if sizes else [])
-  scores = [None if leaf is None else next(parts).reshape(shape)
-            for leaf, shape in zip(leaves, shapes)]
+  scores = [
+      None if leaf is None else next(parts).reshape(shape)
+      for leaf, shape in zip(leaves, shapes)
+  ]
   return jax.tree.unflatten(treedef, scores)
 
 
@@ -57,29 +58,30 @@ def random_masks(rng: jax.Array, params: PyTree, sparsities: PyTree) -> PyTree:
     for each leaf whose sparsity is None.
   """
   return map_masks(
-      lambda s, scores: None if s is None else topology.top_k_mask(
-          scores, num_active_for(s, scores.size)),
-      sparsities, random_scores(rng, sparsities, params))
+      lambda s, scores: None
+      if s is None
+      else topology.top_k_mask(scores, num_active_for(s, scores.size)),
+      sparsities,
+      random_scores(rng, sparsities, params),
+  )
 
 
 def full_masks(params: PyTree, sparsities: PyTree) -> PyTree:
   """All-active masks for the sparsified leaves (methods that start dense)."""
   return map_masks(
       lambda s, p: None if s is None else jnp.ones(p.shape, jnp.bool_),
-      sparsities, params)
+      sparsities,
+      params,
+  )
 
 
 def apply_masks(params: PyTree, masks: PyTree) -> PyTree:
   """Sets the inactive weights of ``params`` to zero."""
   return map_masks(
       lambda m, p: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
-      masks, params)
-
-
-def num_active(masks: PyTree) -> PyTree:
-  """Active entries per sparsified leaf (int32 scalars), None elsewhere."""
-  return map_masks(
-      lambda m: None if m is None else jnp.sum(m, dtype=jnp.int32), masks)
+      masks,
+      params,
+  )
 
 
 def layer_sparsities(masks: PyTree) -> dict[str, float]:
@@ -100,19 +102,14 @@ def overall_sparsity(masks: PyTree) -> float:
   return 1.0 - active / total if total else 0.0
 
 
-def bytes_per_weight(masks: PyTree) -> float:
-  """Bytes the masks occupy per masked weight."""
-  leaves = jax.tree.leaves(masks)
-  size = sum(m.size for m in leaves)
-  return sum(m.size * m.dtype.itemsize for m in leaves) / size if size else 0.0
-
-
 def num_nonzero_params(params: PyTree, sparsities: PyTree) -> int:
   """Weights a model keeps at ``sparsities``; dense leaves count in full."""
   leaves, treedef = jax.tree.flatten(sparsities, is_leaf=tree_paths.is_none)
   sizes = [int(np.prod(p.shape)) for p in treedef.flatten_up_to(params)]
-  return sum(size if s is None else num_active_for(s, size)
-             for s, size in zip(leaves, sizes))
+  return sum(
+      size if s is None else num_active_for(s, size)
+      for s, size in zip(leaves, sizes)
+  )
 
 
 def num_params(params: PyTree) -> int:
@@ -125,4 +122,5 @@ def num_active_params(params: PyTree, masks: PyTree) -> int:
   leaves, treedef = jax.tree.flatten(masks, is_leaf=tree_paths.is_none)
   return sum(
       int(np.prod(p.shape)) if m is None else int(np.count_nonzero(m))
-      for m, p in zip(leaves, treedef.flatten_up_to(params)))
+      for m, p in zip(leaves, treedef.flatten_up_to(params))
+  )

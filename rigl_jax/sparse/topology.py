@@ -15,14 +15,12 @@ from rigl_jax.sparse import tree_paths
 from rigl_jax.sparse.tree_paths import PyTree
 
 
-
 def _order_preserving_bits(scores: jax.Array) -> jax.Array:
   """uint32 keys that order like the float32 ``scores`` (-inf lowest)."""
   bits = jax.lax.bitcast_convert_type(scores.astype(jnp.float32), jnp.int32)
   # Negative floats order backwards as integers: flip their magnitude bits.
   bits = jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
-  return jax.lax.bitcast_convert_type(bits, jnp.uint32) ^ jnp.uint32(
-      0x80000000)
+  return jax.lax.bitcast_convert_type(bits, jnp.uint32) ^ jnp.uint32(0x80000000)
 
 
 def _kth_largest(keys: jax.Array, k: Any) -> jax.Array:
@@ -51,13 +49,16 @@ def top_k_mask(scores: jax.Array, k: Any) -> jax.Array:
   # Usually every tie is taken (a unique k-th score); the running count
   # that picks the first ones costs as much as the search on XLA:CPU.
   take_tie = jax.lax.cond(
-      needed >= jnp.sum(ties, dtype=jnp.int32), lambda: ties,
-      lambda: ties & (jnp.cumsum(ties, dtype=jnp.int32) <= needed))
+      needed >= jnp.sum(ties, dtype=jnp.int32),
+      lambda: ties,
+      lambda: ties & (jnp.cumsum(ties, dtype=jnp.int32) <= needed),
+  )
   return (above | take_tie).reshape(scores.shape)
 
 
-def drop_and_grow(mask: jax.Array, weights: jax.Array,
-                  grow_scores: jax.Array, num_swap: Any) -> jax.Array:
+def drop_and_grow(
+    mask: jax.Array, weights: jax.Array, grow_scores: jax.Array, num_swap: Any
+) -> jax.Array:
   """Drops the ``num_swap`` smallest-|w| active entries and grows as many.
 
   Growth is among the entries not kept, so an entry may be dropped and grown
@@ -88,13 +89,20 @@ def prune_to(mask: jax.Array, weights: jax.Array, num_keep: Any) -> jax.Array:
 
 def grown_entries(old_masks: PyTree, new_masks: PyTree) -> PyTree:
   """Entries active in ``new_masks`` but not in ``old_masks`` (None: dense)."""
-  return jax.tree.map(lambda old, new: None if new is None else new & ~old,
-                      old_masks, new_masks, is_leaf=tree_paths.is_none)
+  return jax.tree.map(
+      lambda old, new: None if new is None else new & ~old,
+      old_masks,
+      new_masks,
+      is_leaf=tree_paths.is_none,
+  )
 
 
-def zero_inactive(tx: optax.GradientTransformation, params: PyTree,
-                  opt_state: optax.OptState,
-                  masks: PyTree) -> tuple[PyTree, optax.OptState]:
+def zero_inactive(
+    tx: optax.GradientTransformation,
+    params: PyTree,
+    opt_state: optax.OptState,
+    masks: PyTree,
+) -> tuple[PyTree, optax.OptState]:
   """Zeroes params and every param-shaped optimizer leaf where masks are off.
 
   Applied after every step with the step's new masks, it zeroes dropped
@@ -105,18 +113,23 @@ def zero_inactive(tx: optax.GradientTransformation, params: PyTree,
   """
   params = jax.tree.map(
       lambda m, p: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
-      masks, params, is_leaf=tree_paths.is_none)
+      masks,
+      params,
+      is_leaf=tree_paths.is_none,
+  )
   # tree_map_params needs a leaf at every param position: False marks dense.
-  masks_or_false = jax.tree.map(lambda m: False if m is None else m, masks,
-                                is_leaf=tree_paths.is_none)
+  masks_or_false = jax.tree.map(
+      lambda m: False if m is None else m, masks, is_leaf=tree_paths.is_none
+  )
 
   def zero(state_leaf, mask):
     if mask is False:
       return state_leaf
     return jnp.where(mask, state_leaf, jnp.zeros_like(state_leaf))
 
-  opt_state = optax.tree_utils.tree_map_params(tx, zero, opt_state,
-                                               masks_or_false)
+  opt_state = optax.tree_utils.tree_map_params(
+      tx, zero, opt_state, masks_or_false
+  )
   return params, opt_state
 
 

@@ -7,7 +7,7 @@ by default, or fixed when tracing by a loop that knows its step (as
 step as extra arguments (see ``transforms``).
 """
 
-from typing import Any, Optional
+from typing import Optional
 
 from flax import struct
 import jax
@@ -19,7 +19,6 @@ from rigl_jax.sparse import topology
 from rigl_jax.sparse import topology_stats as topology_stats_lib
 from rigl_jax.sparse import transforms
 from rigl_jax.sparse.tree_paths import PyTree
-
 
 
 class TrainState(struct.PyTreeNode):
@@ -37,6 +36,7 @@ class TrainState(struct.PyTreeNode):
     tx: the sparse optimizer (masks inactive gradients and updates).
     method: the sparse training method.
   """
+
   step: jax.Array
   params: PyTree
   masks: PyTree
@@ -46,19 +46,23 @@ class TrainState(struct.PyTreeNode):
   topology_stats: topology_stats_lib.TopologyStats
   batch_stats: Optional[PyTree] = None
   tx: optax.GradientTransformationExtraArgs = struct.field(
-      pytree_node=False, default=None)
+      pytree_node=False, default=None
+  )
   method: methods_lib.SparseMethod = struct.field(
-      pytree_node=False, default=None)
+      pytree_node=False, default=None
+  )
 
   @classmethod
-  def create(cls,
-             *,
-             params: PyTree,
-             tx: optax.GradientTransformation,
-             method: methods_lib.SparseMethod,
-             sparsities: PyTree,
-             rng: jax.Array,
-             batch_stats: Optional[PyTree] = None) -> 'TrainState':
+  def create(
+      cls,
+      *,
+      params: PyTree,
+      tx: optax.GradientTransformation,
+      method: methods_lib.SparseMethod,
+      sparsities: PyTree,
+      rng: jax.Array,
+      batch_stats: Optional[PyTree] = None,
+  ) -> 'TrainState':
     """Initial state: the method's masks applied to ``params``.
 
     Args:
@@ -84,13 +88,12 @@ class TrainState(struct.PyTreeNode):
         topology_stats=topology_stats_lib.TopologyStats.create(masks),
         batch_stats=batch_stats,
         tx=sparse_tx,
-        method=method)
+        method=method,
+    )
 
-  def apply_gradients(self,
-                      *,
-                      grads: PyTree,
-                      topology_update: Optional[bool] = None,
-                      **kwargs) -> 'TrainState':
+  def apply_gradients(
+      self, *, grads: PyTree, topology_update: Optional[bool] = None, **kwargs
+  ) -> 'TrainState':
     """One training step from the dense gradients ``grads``.
 
     The optimizer step uses the current masks. On a topology-update step
@@ -118,32 +121,50 @@ class TrainState(struct.PyTreeNode):
     """
     rng, topology_rng = jax.random.split(self.rng)
     method = self.method
-    method_state = method.observe_gradients(self.method_state, grads,
-                                            self.masks)
+    method_state = method.observe_gradients(
+        self.method_state, grads, self.masks
+    )
     updates, opt_state = self.tx.update(
-        grads, self.opt_state, self.params, masks=self.masks, step=self.step)
+        grads, self.opt_state, self.params, masks=self.masks, step=self.step
+    )
     params = optax.apply_updates(self.params, updates)
     masks, topology_stats = self.masks, self.topology_stats
 
     def update_topology(params, opt_state):
-      new_masks = method.update_masks(topology_rng, self.step, self.params,
-                                      grads, self.masks, method_state)
+      new_masks = method.update_masks(
+          topology_rng, self.step, self.params, grads, self.masks, method_state
+      )
       if method.skip_optimizer_step:
         params, opt_state = self.params, self.opt_state
-      params, opt_state = topology.zero_inactive(self.tx, params, opt_state,
-                                                 new_masks)
-      return (params, opt_state, new_masks,
-              self.topology_stats.record(self.masks, new_masks))
+      params, opt_state = topology.zero_inactive(
+          self.tx, params, opt_state, new_masks
+      )
+      return (
+          params,
+          opt_state,
+          new_masks,
+          self.topology_stats.record(self.masks, new_masks),
+      )
 
     if method.changes_topology and topology_update is None:
       params, opt_state, masks, topology_stats = jax.lax.cond(
-          method.is_update_step(self.step), update_topology,
-          lambda params, opt_state: (params, opt_state, masks,
-                                     topology_stats), params, opt_state)
+          method.is_update_step(self.step),
+          update_topology,
+          lambda params, opt_state: (params, opt_state, masks, topology_stats),
+          params,
+          opt_state,
+      )
     elif method.changes_topology and topology_update:
       params, opt_state, masks, topology_stats = update_topology(
-          params, opt_state)
-    return self.replace(params=params, opt_state=opt_state, masks=masks,
-                        method_state=method_state,
-                        topology_stats=topology_stats, step=self.step + 1,
-                        rng=rng, **kwargs)
+          params, opt_state
+      )
+    return self.replace(
+        params=params,
+        opt_state=opt_state,
+        masks=masks,
+        method_state=method_state,
+        topology_stats=topology_stats,
+        step=self.step + 1,
+        rng=rng,
+        **kwargs,
+    )

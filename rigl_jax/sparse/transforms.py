@@ -30,18 +30,22 @@ def mask_updates() -> optax.GradientTransformationExtraArgs:
   def update_fn(updates, state, params=None, *, masks=None, **extra_args):
     del params, extra_args
     if masks is None:
-      raise ValueError('mask_updates needs the masks: call '
-                       'tx.update(grads, state, params, masks=masks)')
+      raise ValueError(
+          'mask_updates needs the masks: call '
+          'tx.update(grads, state, params, masks=masks)'
+      )
     updates = masks_lib.map_masks(
         lambda m, u: u if m is None else jnp.where(m, u, jnp.zeros_like(u)),
-        masks, updates)
+        masks,
+        updates,
+    )
     return updates, state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def sparse_optimizer(
-    optimizer: optax.GradientTransformation
+    optimizer: optax.GradientTransformation,
 ) -> optax.GradientTransformationExtraArgs:
   """Wraps ``optimizer`` so that inactive weights stay exactly zero.
 
@@ -59,9 +63,8 @@ def sparse_optimizer(
   return optax.chain(mask_updates(), optimizer, mask_updates())
 
 
-
 def scale_by_schedule_at_step(
-    learning_rate: Union[float, optax.Schedule]
+    learning_rate: Union[float, optax.Schedule],
 ) -> optax.GradientTransformationExtraArgs:
   """Scales updates by ``-learning_rate(step)`` at the global step.
 
@@ -70,8 +73,11 @@ def scale_by_schedule_at_step(
   every learning-rate boundary. This transformation reads the training step
   from the extra argument ``step`` instead.
   """
-  schedule = (learning_rate if callable(learning_rate) else
-              optax.constant_schedule(learning_rate))
+  schedule = (
+      learning_rate
+      if callable(learning_rate)
+      else optax.constant_schedule(learning_rate)
+  )
 
   def init_fn(params):
     del params
@@ -80,8 +86,10 @@ def scale_by_schedule_at_step(
   def update_fn(updates, state, params=None, *, step=None, **extra_args):
     del params, extra_args
     if step is None:
-      raise ValueError('scale_by_schedule_at_step needs the training step: call '
-                       'tx.update(grads, state, params, step=step)')
+      raise ValueError(
+          'scale_by_schedule_at_step needs the training step: call '
+          'tx.update(grads, state, params, step=step)'
+      )
     scale = -schedule(step)
     return optax.tree.scale(scale, updates), state
 

@@ -46,6 +46,7 @@ class Setup:
     preprocess: the data set's device preprocessing.
     costs: parameter and FLOPs counts of the run.
   """
+
   run: ml_collections.ConfigDict
   spec: dataset_specs.DatasetSpec
   width: float
@@ -58,66 +59,96 @@ class Setup:
   costs: costs_lib.CostModel
 
 
-def dummy_inputs(spec: dataset_specs.DatasetSpec,
-                 batch_size: int = 1) -> np.ndarray:
+def dummy_inputs(
+    spec: dataset_specs.DatasetSpec, batch_size: int = 1
+) -> np.ndarray:
   """Zeros with the spec's input shape, for ``model.init`` and tracing."""
   return np.zeros((batch_size,) + spec.input_shape, spec.input_dtype)
 
 
-def abstract_variables(model: nn.Module,
-                       spec: dataset_specs.DatasetSpec) -> Any:
+def abstract_variables(
+    model: nn.Module, spec: dataset_specs.DatasetSpec
+) -> Any:
   """Shapes and dtypes of all of ``model``'s variables (no computation)."""
-  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
-                                           dummy_inputs(spec), train=False))
+  return jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), dummy_inputs(spec), train=False)
+  )
 
 
-def create_model(run: ml_collections.ConfigDict,
-                 spec: dataset_specs.DatasetSpec, width: float) -> nn.Module:
+def create_model(
+    run: ml_collections.ConfigDict,
+    spec: dataset_specs.DatasetSpec,
+    width: float,
+) -> nn.Module:
   """The config's model at ``width``."""
-  return models.create_model(run.model.name, num_classes=spec.num_classes,
-                             width=width, **run.model.options.to_dict())
+  return models.create_model(
+      run.model.name,
+      num_classes=spec.num_classes,
+      width=width,
+      **run.model.options.to_dict(),
+  )
 
 
 def get_sparsities(run: ml_collections.ConfigDict, params: Any) -> Any:
   """Per-layer sparsities of ``params`` under the config's distribution."""
   return distributions.get_sparsities(
-      params, run.sparsity, run.distribution, rules=run.layer_sparsity,
+      params,
+      run.sparsity,
+      run.distribution,
+      rules=run.layer_sparsity,
       first_layer=models.FIRST_LAYERS[run.model.name],
-      erk_power_scale=run.erk_power_scale)
+      erk_power_scale=run.erk_power_scale,
+  )
 
 
-def _check_sparse_layers(method: methods.SparseMethod, sparsities: Any,
-                         params: Any) -> None:
+def _check_sparse_layers(
+    method: methods.SparseMethod, sparsities: Any, params: Any
+) -> None:
   """A sparse method needs a sparse layer, and no layer may be empty."""
   named = dict(tree_paths.named_leaves(sparsities))
   if not method.uses_masks:
     return
-  checks.require(named, 'layer_sparsity',
-                 f'no kernel is sparse, so method {method.name!r} would '
-                 'train a dense model; keep some kernels sparse or use '
-                 "method='dense'")
-  checks.require(any(s > 0 for s in named.values()), 'sparsity',
-                 f'method {method.name!r} trains sparse masks and needs a '
-                 'sparsity > 0')
+  checks.require(
+      named,
+      'layer_sparsity',
+      f'no kernel is sparse, so method {method.name!r} would '
+      'train a dense model; keep some kernels sparse or use '
+      "method='dense'",
+  )
+  checks.require(
+      any(s > 0 for s in named.values()),
+      'sparsity',
+      f'method {method.name!r} trains sparse masks and needs a ' 'sparsity > 0',
+  )
   sizes = {path: leaf.size for path, leaf in tree_paths.named_leaves(params)}
-  empty = [path for path, s in named.items()
-           if masks_lib.num_active_for(s, sizes[path]) == 0]
-  checks.require(not empty, 'sparsity',
-                 f'{empty} would keep no active weight at these sparsities; '
-                 'lower config.sparsity or give them a rule in '
-                 'config.layer_sparsity')
+  empty = [
+      path
+      for path, s in named.items()
+      if masks_lib.num_active_for(s, sizes[path]) == 0
+  ]
+  checks.require(
+      not empty,
+      'sparsity',
+      f'{empty} would keep no active weight at these sparsities; '
+      'lower config.sparsity or give them a rule in '
+      'config.layer_sparsity',
+  )
 
 
 def _check_devices(run: ml_collections.ConfigDict) -> None:
   for key in ('batch_size', 'eval_batch_size'):
-    checks.require(run[key] % jax.device_count() == 0, key,
-                   f'{run[key]} is not divisible by the number of devices '
-                   f'({jax.device_count()})')
+    checks.require(
+        run[key] % jax.device_count() == 0,
+        key,
+        f'{run[key]} is not divisible by the number of devices '
+        f'({jax.device_count()})',
+    )
   checks.require(
       not run.dataset.device_resident or data.is_in_memory(run.dataset.name),
       'dataset.device_resident',
       f'{run.dataset.name} streams from disk and cannot be held on the '
-      'devices; set it to False')
+      'devices; set it to False',
+  )
 
 
 def build(config: ml_collections.ConfigDict) -> Setup:
@@ -137,30 +168,51 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     _check_sparse_layers(method, sparsities, base_params)
     width = method.model_width(
         run.model.width,
-        lambda w: masks_lib.num_params(abstract_variables(
-            create_model(run, spec, w), spec)['params']),
-        masks_lib.num_nonzero_params(base_params, sparsities))
-    model = (base_model if width == run.model.width else
-             create_model(run, spec, width))
-    params = (base_params if model is base_model else
-              abstract_variables(model, spec)['params'])
+        lambda w: masks_lib.num_params(
+            abstract_variables(create_model(run, spec, w), spec)['params']
+        ),
+        masks_lib.num_nonzero_params(base_params, sparsities),
+    )
+    model = (
+        base_model
+        if width == run.model.width
+        else create_model(run, spec, width)
+    )
+    params = (
+        base_params
+        if model is base_model
+        else abstract_variables(model, spec)['params']
+    )
     if not method.uses_masks:
       sparsities = jax.tree.map(lambda _: None, params)
     tx = optimizers.create_optimizer(run)
     preprocess = data.device_preprocess(run.dataset.name)
     costs = costs_lib.CostModel.of(
-        run=run, method=method, trained=costs_lib.model_cost(model, spec),
+        run=run,
+        method=method,
+        trained=costs_lib.model_cost(model, spec),
         dense=costs_lib.model_cost(base_model, spec),
         sparsities=dict(tree_paths.named_leaves(sparsities)),
-        baseline_steps=config.num_train_steps, width=width)
+        baseline_steps=config.num_train_steps,
+        width=width,
+    )
     costs.report()  # Anything a report needs is checked before training.
-  return Setup(run=run, spec=spec, width=width, model=model,
-               abstract_params=params, sparsities=sparsities, method=method,
-               tx=tx, preprocess=preprocess, costs=costs)
+  return Setup(
+      run=run,
+      spec=spec,
+      width=width,
+      model=model,
+      abstract_params=params,
+      sparsities=sparsities,
+      method=method,
+      tx=tx,
+      preprocess=preprocess,
+      costs=costs,
+  )
 
 
-def flops_report(config: ml_collections.ConfigDict,
-                 layer_sparsities: Any = None) -> dict[str, Any]:
+def flops_report(
+    config: ml_collections.ConfigDict, layer_sparsities: Any = None
+) -> dict[str, Any]:
   """``build(config).costs.report(layer_sparsities)``."""
   return build(config).costs.report(layer_sparsities)
-

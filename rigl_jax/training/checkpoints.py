@@ -22,9 +22,14 @@ from rigl_jax import errors
 # Every other key of the resolved config must match the checkpoint's.
 SAFE_TO_CHANGE = (
     'num_train_steps',  # To extend a run.
-    'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
-    'keep_checkpoints', 'eval_batch_size',
-    'dataset.local_dir', 'dataset.tfds_data_dir', 'dataset.num_workers',
+    'log_every_steps',
+    'eval_every_steps',
+    'checkpoint_every_steps',
+    'keep_checkpoints',
+    'eval_batch_size',
+    'dataset.local_dir',
+    'dataset.tfds_data_dir',
+    'dataset.num_workers',
     'dataset.device_resident',
 )
 
@@ -48,24 +53,33 @@ def _json_value(value: Any) -> Any:
 
 def run_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Every key of the resolved config but ``SAFE_TO_CHANGE``, JSON-able."""
-  return {key: _json_value(value)
-          for key, value in _flatten(config.to_dict()).items()
-          if key not in SAFE_TO_CHANGE}
+  return {
+      key: _json_value(value)
+      for key, value in _flatten(config.to_dict()).items()
+      if key not in SAFE_TO_CHANGE
+  }
 
 
-def check_resumable(saved: dict[str, Any], current: dict[str, Any],
-                    directory: str) -> None:
+def check_resumable(
+    saved: dict[str, Any], current: dict[str, Any], directory: str
+) -> None:
   """Raises ``ResumeError`` naming every key that differs (fails closed)."""
   missing = object()
-  changed = sorted(key for key in set(saved) | set(current)
-                   if saved.get(key, missing) != current.get(key, missing))
+  changed = sorted(
+      key
+      for key in set(saved) | set(current)
+      if saved.get(key, missing) != current.get(key, missing)
+  )
   if changed:
     details = '; '.join(
         f'config.{k} was {saved.get(k, "absent")!r}, now '
-        f'{current.get(k, "absent")!r}' for k in changed)
+        f'{current.get(k, "absent")!r}'
+        for k in changed
+    )
     raise errors.ResumeError(
         f'cannot resume the run in {directory}: {details}. Restore those '
-        'values or use a new --workdir.')
+        'values or use a new --workdir.'
+    )
 
 
 class Checkpointer:
@@ -75,23 +89,28 @@ class Checkpointer:
     self.directory = directory
     self._manager = ocp.CheckpointManager(
         directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True
+        ),
+    )
 
   def all_steps(self) -> list[int]:
     """Steps of the complete checkpoints, oldest first."""
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, state: Any, train_metrics: Any,
-           metadata: dict[str, Any]) -> None:
+  def save(
+      self, step: int, state: Any, train_metrics: Any, metadata: dict[str, Any]
+  ) -> None:
     """Starts saving at ``step``; the write finishes in the background."""
     self._manager.save(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             train_metrics=ocp.args.StandardSave(train_metrics),
-            metadata=ocp.args.JsonSave(metadata)),
-        force=True)
+            metadata=ocp.args.JsonSave(metadata),
+        ),
+        force=True,
+    )
 
   def read_metadata(self, step: int) -> dict[str, Any]:
     return self._manager.restore(
@@ -99,8 +118,8 @@ class Checkpointer:
     ).metadata
 
   def restore_latest(
-      self, abstract_state: Any, abstract_metrics: Any,
-      identity: dict[str, Any]) -> Optional[tuple[Any, Any, dict[str, Any]]]:
+      self, abstract_state: Any, abstract_metrics: Any, identity: dict[str, Any]
+  ) -> Optional[tuple[Any, Any, dict[str, Any]]]:
     """(state, train_metrics, metadata) of the newest readable checkpoint.
 
     Args:
@@ -129,22 +148,30 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state),
-                train_metrics=ocp.args.StandardRestore(abstract_metrics)))
+                train_metrics=ocp.args.StandardRestore(abstract_metrics),
+            ),
+        )
       except Exception as e:  # pylint: disable=broad-except
         self._set_aside(step, e)
         continue
       return restored.state, restored.train_metrics, metadata
     if steps:
       raise errors.ResumeError(
-          f'none of the checkpoints {steps} in {self.directory} can be read')
+          f'none of the checkpoints {steps} in {self.directory} can be read'
+      )
     return None
 
   def _set_aside(self, step: int, error: Exception) -> None:
     """Renames an unreadable checkpoint so the run can save that step again."""
     path = epath.Path(self.directory) / str(step)
     aside = path.with_name(f'{path.name}.unreadable-{int(time.time())}')
-    logging.warning('Checkpoint %s cannot be read (%s); moved to %s and '
-                    'falling back to an earlier one.', path, error, aside)
+    logging.warning(
+        'Checkpoint %s cannot be read (%s); moved to %s and '
+        'falling back to an earlier one.',
+        path,
+        error,
+        aside,
+    )
     path.rename(aside)
     self._manager.reload()
 
@@ -159,4 +186,5 @@ def with_sharding(abstract_tree: Any, sharding: jax.sharding.Sharding) -> Any:
   """``abstract_tree``'s shapes and dtypes, placed with ``sharding``."""
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-      abstract_tree)
+      abstract_tree,
+  )

@@ -46,10 +46,19 @@ def _method_blocks() -> dict[str, ml_collections.ConfigDict]:
       if name in blocks and blocks[name] != defaults:
         raise TypeError(f'methods disagree on the defaults of {name!r}')
       blocks[name] = defaults
-  return {name: ml_collections.ConfigDict({
-      key: (ml_collections.config_dict.placeholder(value.type)
-            if isinstance(value, methods_base.Unset) else value)
-      for key, value in defaults.items()}) for name, defaults in blocks.items()}
+  return {
+      name: ml_collections.ConfigDict(
+          {
+              key: (
+                  ml_collections.config_dict.placeholder(value.type)
+                  if isinstance(value, methods_base.Unset)
+                  else value
+              )
+              for key, value in defaults.items()
+          }
+      )
+      for name, defaults in blocks.items()
+  }
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -143,8 +152,9 @@ def load_module(path: str) -> Any:
 
 def load_sibling(config_file: str, name: str) -> Any:
   """The config module ``name``.py next to ``config_file`` (a __file__)."""
-  return load_module(os.path.join(os.path.dirname(os.path.abspath(config_file)),
-                                  f'{name}.py'))
+  return load_module(
+      os.path.join(os.path.dirname(os.path.abspath(config_file)), f'{name}.py')
+  )
 
 
 def load(path_and_arg: str) -> ml_collections.ConfigDict:
@@ -182,8 +192,9 @@ def _split_top_level(text: str) -> list[str]:
 def apply_arg(
     config: ml_collections.ConfigDict,
     arg: str,
-    variants: Optional[Mapping[str, Callable[[ml_collections.ConfigDict],
-                                             None]]] = None
+    variants: Optional[
+        Mapping[str, Callable[[ml_collections.ConfigDict], None]]
+    ] = None,
 ) -> ml_collections.ConfigDict:
   """Applies a config argument: named variants and ``key=value`` overrides.
 
@@ -197,16 +208,19 @@ def apply_arg(
     key, sep, value = item.partition('=')
     if not sep:
       if item not in variants:
-        raise ConfigError(f'config argument {item!r} is neither key=value nor '
-                          f'a variant ({", ".join(sorted(variants)) or "none"})')
+        raise ConfigError(
+            f'config argument {item!r} is neither key=value nor '
+            f'a variant ({", ".join(sorted(variants)) or "none"})'
+        )
       variants[item](config)
       continue
     set_values(config, {key.strip(): _parse_value(value.strip())})
   return config
 
 
-def set_values(config: ml_collections.ConfigDict,
-               values: Mapping[str, Any]) -> ml_collections.ConfigDict:
+def set_values(
+    config: ml_collections.ConfigDict, values: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
   """Sets dotted keys, e.g. ``{'mask_update.interval': 50}``; returns config.
 
   Raises:
@@ -225,8 +239,9 @@ def set_values(config: ml_collections.ConfigDict,
   return config
 
 
-def shrink_for_smoke_test(config: ml_collections.ConfigDict, *,
-                          batch_size: int = 8) -> None:
+def shrink_for_smoke_test(
+    config: ml_collections.ConfigDict, *, batch_size: int = 8
+) -> None:
   """Two steps with every schedule compressed into them (for tests).
 
   Every method's schedules start at step 0 (a topology update at step 0,
@@ -253,8 +268,11 @@ def _require(condition: bool, key: str, message: str) -> None:
 
 
 def _is_number(value: Any) -> bool:
-  return (isinstance(value, (int, float)) and not isinstance(value, bool) and
-          math.isfinite(value))
+  return (
+      isinstance(value, (int, float))
+      and not isinstance(value, bool)
+      and math.isfinite(value)
+  )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -263,25 +281,49 @@ def validate(config: ml_collections.ConfigDict) -> None:
   The method's block, the sparsity and its distribution, the model and the
   data set are checked where they are built (``training.build``).
   """
-  _require(config.method in methods.METHODS, 'method',
-           f'must be one of {sorted(methods.METHODS)}, got {config.method!r}')
-  _require(_is_number(config.training_multiplier) and
-           config.training_multiplier > 0, 'training_multiplier',
-           f'must be positive, got {config.training_multiplier!r}')
-  for key in ('num_train_steps', 'batch_size', 'eval_batch_size',
-              'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
-              'keep_checkpoints'):
-    _require(_is_number(config[key]) and int(config[key]) == config[key] and
-             config[key] > 0, key,
-             f'must be a positive integer, got {config[key]!r}')
-  _require(isinstance(config.dataset.num_workers, int) and
-           config.dataset.num_workers >= 0, 'dataset.num_workers',
-           f'must be an integer >= 0, got {config.dataset.num_workers!r}')
-  _require(_is_number(config.label_smoothing) and
-           0.0 <= config.label_smoothing < 1.0, 'label_smoothing',
-           f'must be in [0, 1), got {config.label_smoothing!r}')
-  _require(config.seed == int(config.seed), 'seed',
-           f'must be an integer, got {config.seed!r}')
+  _require(
+      config.method in methods.METHODS,
+      'method',
+      f'must be one of {sorted(methods.METHODS)}, got {config.method!r}',
+  )
+  _require(
+      _is_number(config.training_multiplier) and config.training_multiplier > 0,
+      'training_multiplier',
+      f'must be positive, got {config.training_multiplier!r}',
+  )
+  for key in (
+      'num_train_steps',
+      'batch_size',
+      'eval_batch_size',
+      'log_every_steps',
+      'eval_every_steps',
+      'checkpoint_every_steps',
+      'keep_checkpoints',
+  ):
+    _require(
+        _is_number(config[key])
+        and int(config[key]) == config[key]
+        and config[key] > 0,
+        key,
+        f'must be a positive integer, got {config[key]!r}',
+    )
+  _require(
+      isinstance(config.dataset.num_workers, int)
+      and config.dataset.num_workers >= 0,
+      'dataset.num_workers',
+      f'must be an integer >= 0, got {config.dataset.num_workers!r}',
+  )
+  _require(
+      _is_number(config.label_smoothing)
+      and 0.0 <= config.label_smoothing < 1.0,
+      'label_smoothing',
+      f'must be in [0, 1), got {config.label_smoothing!r}',
+  )
+  _require(
+      config.seed == int(config.seed),
+      'seed',
+      f'must be an integer, got {config.seed!r}',
+  )
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -296,13 +338,18 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   multiplier = config.training_multiplier
   scale = lambda steps: schedules.scale_steps(steps, multiplier)
   step_keys = ['num_train_steps', 'lr_schedule.warmup_steps'] + [
-      key for method in methods.METHODS.values()
-      for key in method.scaled_step_keys]
+      key
+      for method in methods.METHODS.values()
+      for key in method.scaled_step_keys
+  ]
   with resolved.unlocked():
-    set_values(resolved, {key: scale(_get(config, key))
-                          for key in dict.fromkeys(step_keys)})
+    set_values(
+        resolved,
+        {key: scale(_get(config, key)) for key in dict.fromkeys(step_keys)},
+    )
     resolved.lr_schedule.boundaries = tuple(
-        scale(b) for b in config.lr_schedule.boundaries)
+        scale(b) for b in config.lr_schedule.boundaries
+    )
   return resolved
 
 

@@ -52,14 +52,17 @@ class ModelCost:
     params: the model's parameters as ``jax.ShapeDtypeStruct`` leaves.
     macs: multiply-accumulates by parameter path and unattributed.
   """
+
   params: Any
   macs: flop_counting.MacCounts
 
   @property
   def param_shapes(self) -> dict[str, tuple[int, ...]]:
     """Every parameter leaf's shape by path, in tree order."""
-    return {path: tuple(leaf.shape)
-            for path, leaf in tree_paths.named_leaves(self.params)}
+    return {
+        path: tuple(leaf.shape)
+        for path, leaf in tree_paths.named_leaves(self.params)
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -76,12 +79,15 @@ def model_cost(model: nn.Module, spec: dataset_specs.DatasetSpec) -> ModelCost:
   return _cached_trace_model(model, spec)
 
 
-def _trace_model(model: nn.Module,
-                 spec: dataset_specs.DatasetSpec) -> ModelCost:
-  example = jax.ShapeDtypeStruct((1,) + tuple(spec.input_shape),
-                                 spec.input_dtype)
+def _trace_model(
+    model: nn.Module, spec: dataset_specs.DatasetSpec
+) -> ModelCost:
+  example = jax.ShapeDtypeStruct(
+      (1,) + tuple(spec.input_shape), spec.input_dtype
+  )
   variables = jax.eval_shape(
-      lambda x: model.init(jax.random.PRNGKey(0), x, train=False), example)
+      lambda x: model.init(jax.random.PRNGKey(0), x, train=False), example
+  )
   params = variables['params']
   state = {k: v for k, v in variables.items() if k != 'params'}
 
@@ -90,7 +96,8 @@ def _trace_model(model: nn.Module,
 
   return ModelCost(
       params=params,
-      macs=flop_counting.macs_by_param(apply, params, state, example))
+      macs=flop_counting.macs_by_param(apply, params, state, example),
+  )
 
 
 _cached_trace_model = functools.lru_cache(maxsize=32)(_trace_model)
@@ -100,8 +107,9 @@ def _density(sparsities: Sparsities, path: str) -> float:
   return 1.0 - sparsities.get(path, 0.0)
 
 
-def layer_flops(cost: ModelCost,
-                sparsities: Sparsities) -> list[dict[str, Any]]:
+def layer_flops(
+    cost: ModelCost, sparsities: Sparsities
+) -> list[dict[str, Any]]:
   """Inference FLOPs of each parameter leaf that feeds a product or is sparse.
 
   Returns:
@@ -114,20 +122,24 @@ def layer_flops(cost: ModelCost,
     macs = cost.macs.by_param.get(path, 0)
     if not macs and path not in sparsities:
       continue
-    layers.append({
-        'path': path,
-        'shape': list(shape),
-        'sparsity': float(sparsities.get(path, 0.0)),
-        'dense_flops': 2 * macs,
-        'flops': 2 * macs * _density(sparsities, path),
-    })
+    layers.append(
+        {
+            'path': path,
+            'shape': list(shape),
+            'sparsity': float(sparsities.get(path, 0.0)),
+            'dense_flops': 2 * macs,
+            'flops': 2 * macs * _density(sparsities, path),
+        }
+    )
   return layers
 
 
 def inference_flops(cost: ModelCost, sparsities: Sparsities) -> float:
   """FLOPs of one example: 2 x MACs, each kernel's scaled by its density."""
-  attributed = sum(macs * _density(sparsities, path)
-                   for path, macs in cost.macs.by_param.items())
+  attributed = sum(
+      macs * _density(sparsities, path)
+      for path, macs in cost.macs.by_param.items()
+  )
   return 2.0 * (attributed + cost.macs.unattributed)
 
 
@@ -135,22 +147,29 @@ def inference_flops(cost: ModelCost, sparsities: Sparsities) -> float:
 # The report of a run.
 
 
-def _checked_overrides(overrides: Mapping[str, float],
-                       param_shapes: Mapping[str, Any]) -> dict[str, float]:
+def _checked_overrides(
+    overrides: Mapping[str, float], param_shapes: Mapping[str, Any]
+) -> dict[str, float]:
   unknown = sorted(set(overrides) - set(param_shapes))
   if unknown:
-    raise ValueError(f'layer_sparsities names unknown parameters {unknown}; '
-                     f'parameter paths are {list(param_shapes)}')
+    raise ValueError(
+        f'layer_sparsities names unknown parameters {unknown}; '
+        f'parameter paths are {list(param_shapes)}'
+    )
   return {path: float(s) for path, s in overrides.items()}
 
 
-def _nonzero_params(param_shapes: Mapping[str, tuple[int, ...]],
-                    sparsities: Sparsities) -> int:
+def _nonzero_params(
+    param_shapes: Mapping[str, tuple[int, ...]], sparsities: Sparsities
+) -> int:
   total = 0
   for path, shape in param_shapes.items():
     size = math.prod(shape)
-    total += (masks_lib.num_active_for(sparsities[path], size)
-              if path in sparsities else size)
+    total += (
+        masks_lib.num_active_for(sparsities[path], size)
+        if path in sparsities
+        else size
+    )
   return total
 
 
@@ -170,6 +189,7 @@ class CostModel:
     batch_size: examples per step.
     width: the trained model's width multiplier.
   """
+
   method: methods.SparseMethod
   trained: ModelCost
   dense: ModelCost
@@ -180,17 +200,31 @@ class CostModel:
   width: float
 
   @classmethod
-  def of(cls, *, run: ml_collections.ConfigDict,
-         method: methods.SparseMethod, trained: ModelCost, dense: ModelCost,
-         sparsities: Mapping[str, float], baseline_steps: int,
-         width: float) -> 'CostModel':
-    return cls(method=method, trained=trained, dense=dense,
-               sparsities=dict(sparsities) if method.uses_masks else {},
-               num_steps=run.num_train_steps, baseline_steps=baseline_steps,
-               batch_size=run.batch_size, width=width)
+  def of(
+      cls,
+      *,
+      run: ml_collections.ConfigDict,
+      method: methods.SparseMethod,
+      trained: ModelCost,
+      dense: ModelCost,
+      sparsities: Mapping[str, float],
+      baseline_steps: int,
+      width: float,
+  ) -> 'CostModel':
+    return cls(
+        method=method,
+        trained=trained,
+        dense=dense,
+        sparsities=dict(sparsities) if method.uses_masks else {},
+        num_steps=run.num_train_steps,
+        baseline_steps=baseline_steps,
+        batch_size=run.batch_size,
+        width=width,
+    )
 
-  def report(self, layer_sparsities: Optional[Mapping[str, float]] = None
-             ) -> dict[str, Any]:
+  def report(
+      self, layer_sparsities: Optional[Mapping[str, float]] = None
+  ) -> dict[str, Any]:
     """Parameter counts and inference/training FLOPs, JSON-able.
 
     Args:
@@ -209,24 +243,30 @@ class CostModel:
     """
     sparsities = dict(self.sparsities)
     if layer_sparsities is not None and self.method.uses_masks:
-      sparsities.update(_checked_overrides(layer_sparsities,
-                                           self.trained.param_shapes))
+      sparsities.update(
+          _checked_overrides(layer_sparsities, self.trained.param_shapes)
+      )
     dense_flops = inference_flops(self.dense, {})
     sparse_flops = inference_flops(self.trained, sparsities)
-    train_flops = self.batch_size * self.method.train_flops(flops.RunCosts(
-        num_steps=self.num_steps,
-        dense_flops=inference_flops(self.trained, {}),
-        sparse_flops=sparse_flops, sparsities=sparsities,
-        flops_at=functools.partial(inference_flops, self.trained)))
-    dense_train_flops = (self.batch_size * self.baseline_steps *
-                         flops.dense_step(dense_flops))
+    train_flops = self.batch_size * self.method.train_flops(
+        flops.RunCosts(
+            num_steps=self.num_steps,
+            dense_flops=inference_flops(self.trained, {}),
+            sparse_flops=sparse_flops,
+            sparsities=sparsities,
+            flops_at=functools.partial(inference_flops, self.trained),
+        )
+    )
+    dense_train_flops = (
+        self.batch_size * self.baseline_steps * flops.dense_step(dense_flops)
+    )
     return {
         'method': self.method.name,
         'width': self.width,
-        'params': sum(math.prod(s)
-                      for s in self.trained.param_shapes.values()),
-        'nonzero_params': _nonzero_params(self.trained.param_shapes,
-                                          sparsities),
+        'params': sum(math.prod(s) for s in self.trained.param_shapes.values()),
+        'nonzero_params': _nonzero_params(
+            self.trained.param_shapes, sparsities
+        ),
         'dense_inference_flops': dense_flops,
         'inference_flops': sparse_flops,
         'inference_flops_ratio': sparse_flops / dense_flops,
@@ -246,6 +286,7 @@ def main(argv: list[str], config: ml_collections.ConfigDict) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Imported here: build imports this module for the cost model.
   from rigl_jax.training import build  # pylint: disable=g-import-not-at-top
+
   try:
     report = build.flops_report(config)
   except errors.RunError as e:
@@ -259,8 +300,11 @@ def _run_cli() -> None:
   # The flag is defined here, not at import, so that the trainer can import
   # this module next to rigl_jax.main, which defines its own --config.
   config_flag = config_flags.DEFINE_config_file(
-      'config', None, 'Experiment config file (configs/*.py[:args]).',
-      lock_config=True)
+      'config',
+      None,
+      'Experiment config file (configs/*.py[:args]).',
+      lock_config=True,
+  )
   flags.mark_flags_as_required(['config'])
   app.run(lambda argv: main(argv, config_flag.value))
 

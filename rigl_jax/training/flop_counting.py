@@ -45,12 +45,9 @@ class MacCounts:
       its '/'-joined path; leaves that feed no product are absent.
     unattributed: MACs of products that consume no single parameter.
   """
+
   by_param: Mapping[str, int]
   unattributed: int
-
-  @property
-  def total(self) -> int:
-    return sum(self.by_param.values()) + self.unattributed
 
 
 def product_macs(eqn: jax_core.JaxprEqn) -> int:
@@ -100,8 +97,9 @@ class _Counter:
     # still that kernel's product.
     return max(sorted(owned[0]), key=lambda path: self._param_sizes[path])
 
-  def _count(self, eqn: jax_core.JaxprEqn, states: Sequence[_Provenance],
-             repeats: int) -> None:
+  def _count(
+      self, eqn: jax_core.JaxprEqn, states: Sequence[_Provenance], repeats: int
+  ) -> None:
     macs = product_macs(eqn) * repeats
     owner = self._owner(states[:2])
     if owner is None:
@@ -120,11 +118,16 @@ class _Counter:
     self.by_param.update(other.by_param)
     self.unattributed += other.unattributed
 
-  def walk(self, jaxpr: jax_core.Jaxpr, in_states: Sequence[_Provenance],
-           repeats: int) -> list[_Provenance]:
+  def walk(
+      self,
+      jaxpr: jax_core.Jaxpr,
+      in_states: Sequence[_Provenance],
+      repeats: int,
+  ) -> list[_Provenance]:
     """Counts the products of ``jaxpr``; returns its outputs' states."""
-    env: dict[jax_core.Var, _Provenance] = {v: _CONSTANT
-                                            for v in jaxpr.constvars}
+    env: dict[jax_core.Var, _Provenance] = {
+        v: _CONSTANT for v in jaxpr.constvars
+    }
     env.update(zip(jaxpr.invars, in_states))
 
     def read(v):
@@ -136,8 +139,9 @@ class _Counter:
       env.update(zip(eqn.outvars, outs))
     return [read(v) for v in jaxpr.outvars]
 
-  def _equation(self, eqn: jax_core.JaxprEqn, states: list[_Provenance],
-                repeats: int) -> list[_Provenance]:
+  def _equation(
+      self, eqn: jax_core.JaxprEqn, states: list[_Provenance], repeats: int
+  ) -> list[_Provenance]:
     """Counts one equation; returns the states of its outputs."""
     name = eqn.primitive.name
     joined = [_join(states)] * len(eqn.outvars)
@@ -148,10 +152,16 @@ class _Counter:
       num_consts, num_carry = eqn.params['num_consts'], eqn.params['num_carry']
       # Carries change every iteration: treat them as data. Scanned-over
       # inputs (xs) keep their provenance: nn.scan stacks layer parameters.
-      body_states = (states[:num_consts] + [_DATA] * num_carry +
-                     states[num_consts + num_carry:])
-      self.walk(_open(eqn.params['jaxpr']), body_states,
-                repeats * eqn.params['length'])
+      body_states = (
+          states[:num_consts]
+          + [_DATA] * num_carry
+          + states[num_consts + num_carry :]
+      )
+      self.walk(
+          _open(eqn.params['jaxpr']),
+          body_states,
+          repeats * eqn.params['length'],
+      )
       return joined
     if name == 'cond':
       # One branch runs: count the most expensive one.
@@ -168,13 +178,16 @@ class _Counter:
       child = self._child()
       cond_consts = eqn.params['cond_nconsts']
       body_consts = eqn.params['body_nconsts']
-      body_states = (states[cond_consts:cond_consts + body_consts] +
-                     [_DATA] * (len(states) - cond_consts - body_consts))
+      body_states = states[cond_consts : cond_consts + body_consts] + [
+          _DATA
+      ] * (len(states) - cond_consts - body_consts)
       child.walk(_open(eqn.params['body_jaxpr']), body_states, repeats)
       if child.by_param or child.unattributed:
-        raise ValueError('cannot count FLOPs of a while loop with matrix '
-                         'products: its trip count is unknown (use lax.scan '
-                         'or a fori_loop with static bounds)')
+        raise ValueError(
+            'cannot count FLOPs of a while loop with matrix '
+            'products: its trip count is unknown (use lax.scan '
+            'or a fori_loop with static bounds)'
+        )
       return joined
     subjaxprs = list(jax_core.jaxprs_in_params(eqn.params))
     if not subjaxprs:
@@ -185,12 +198,15 @@ class _Counter:
       return self.walk(subjaxprs[0], states, repeats)
     raise NotImplementedError(
         f'cannot count FLOPs through primitive {name!r}: its sub-jaxprs do '
-        'not map onto its operands')
+        'not map onto its operands'
+    )
 
 
-def count_macs(closed_jaxpr: jax_core.ClosedJaxpr,
-               in_provenance: Sequence[Optional[frozenset[str]]],
-               param_sizes: Mapping[str, int]) -> MacCounts:
+def count_macs(
+    closed_jaxpr: jax_core.ClosedJaxpr,
+    in_provenance: Sequence[Optional[frozenset[str]]],
+    param_sizes: Mapping[str, int],
+) -> MacCounts:
   """Counts the products of a traced function.
 
   Args:
@@ -205,16 +221,20 @@ def count_macs(closed_jaxpr: jax_core.ClosedJaxpr,
     The MACs by parameter path and the unattributed MACs.
   """
   if len(in_provenance) != len(closed_jaxpr.jaxpr.invars):
-    raise ValueError(f'in_provenance has {len(in_provenance)} entries for '
-                     f'{len(closed_jaxpr.jaxpr.invars)} jaxpr inputs')
+    raise ValueError(
+        f'in_provenance has {len(in_provenance)} entries for '
+        f'{len(closed_jaxpr.jaxpr.invars)} jaxpr inputs'
+    )
   counter = _Counter(param_sizes)
   counter.walk(closed_jaxpr.jaxpr, list(in_provenance), 1)
-  return MacCounts(by_param=dict(counter.by_param),
-                   unattributed=counter.unattributed)
+  return MacCounts(
+      by_param=dict(counter.by_param), unattributed=counter.unattributed
+  )
 
 
-def macs_by_param(fn: Callable[..., Any], params: Any, state: Any,
-                  *inputs: Any) -> MacCounts:
+def macs_by_param(
+    fn: Callable[..., Any], params: Any, state: Any, *inputs: Any
+) -> MacCounts:
   """MACs of ``fn(params, state, *inputs)``, attributed to ``params``' leaves.
 
   Args:
@@ -231,8 +251,10 @@ def macs_by_param(fn: Callable[..., Any], params: Any, state: Any,
   """
   closed_jaxpr = jax.make_jaxpr(fn)(params, state, *inputs)
   named = tree_paths.named_leaves(params)
-  provenance = ([frozenset([path]) for path, _ in named] +
-                [_CONSTANT] * len(jax.tree.leaves(state)) +
-                [_DATA] * len(jax.tree.leaves(inputs)))
+  provenance = (
+      [frozenset([path]) for path, _ in named]
+      + [_CONSTANT] * len(jax.tree.leaves(state))
+      + [_DATA] * len(jax.tree.leaves(inputs))
+  )
   sizes = {path: math.prod(leaf.shape) for path, leaf in named}
   return count_macs(closed_jaxpr, provenance, sizes)

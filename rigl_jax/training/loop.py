@@ -49,23 +49,28 @@ def create_mesh() -> jax.sharding.Mesh:
 
 def _init_state(rng, *, model, spec, tx, method, sparsities):
   params_rng, state_rng = jax.random.split(rng)
-  variables = model.init(params_rng, build_lib.dummy_inputs(spec),
-                         train=False)
+  variables = model.init(params_rng, build_lib.dummy_inputs(spec), train=False)
   return train_state_lib.TrainState.create(
-      params=variables['params'], tx=tx, method=method, sparsities=sparsities,
-      rng=state_rng, batch_stats=variables.get('batch_stats'))
+      params=variables['params'],
+      tx=tx,
+      method=method,
+      sparsities=sparsities,
+      rng=state_rng,
+      batch_stats=variables.get('batch_stats'),
+  )
 
 
 def _abstract(tree: Any, sharding: jax.sharding.Sharding) -> Any:
   """Shapes and dtypes of ``tree``, placed with ``sharding``."""
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-      tree)
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class Shardings:
   """Where a run's arrays live on the mesh."""
+
   replicated: jax.sharding.Sharding  # state, metrics, resident data
   batch: jax.sharding.Sharding  # batches: split on 'data'
   index_table: jax.sharding.Sharding  # [steps, batch]: split on 'data'
@@ -73,21 +78,26 @@ class Shardings:
   @classmethod
   def of(cls, mesh: jax.sharding.Mesh) -> 'Shardings':
     spec = jax.sharding.PartitionSpec
-    return cls(jax.sharding.NamedSharding(mesh, spec()),
-               jax.sharding.NamedSharding(mesh, spec(DATA_AXIS)),
-               jax.sharding.NamedSharding(mesh, spec(None, DATA_AXIS)))
+    return cls(
+        jax.sharding.NamedSharding(mesh, spec()),
+        jax.sharding.NamedSharding(mesh, spec(DATA_AXIS)),
+        jax.sharding.NamedSharding(mesh, spec(None, DATA_AXIS)),
+    )
 
 
-def create_feed(run: ml_collections.ConfigDict,
-                pipeline: data.pipeline.Pipeline,
-                shardings: Shardings) -> Any:
+def create_feed(
+    run: ml_collections.ConfigDict,
+    pipeline: data.pipeline.Pipeline,
+    shardings: Shardings,
+) -> Any:
   """The training feed: on the devices if the config says so, else streamed."""
   if run.dataset.device_resident:
-    return device_feed.Resident(pipeline, shardings.replicated,
-                                shardings.index_table)
+    return device_feed.Resident(
+        pipeline, shardings.replicated, shardings.index_table
+    )
   return device_feed.Streamed(
-      pipeline, data.batch_shapes(run.dataset, run.batch_size),
-      shardings.batch)
+      pipeline, data.batch_shapes(run.dataset, run.batch_size), shardings.batch
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +114,7 @@ class CompiledSteps:
     shardings: where state, metrics and batches live.
     seconds: the time compiling took.
   """
+
   init_state: Callable[..., Any]
   train: dict[bool, Callable[..., Any]]
   evaluate: Callable[..., Any]
@@ -115,8 +126,9 @@ class CompiledSteps:
     return jax.device_put(cls.empty(), self.shardings.replicated)
 
 
-def compile_steps(setup: build_lib.Setup, shardings: Shardings,
-                  feed: Any) -> CompiledSteps:
+def compile_steps(
+    setup: build_lib.Setup, shardings: Shardings, feed: Any
+) -> CompiledSteps:
   """Compiles every step of ``setup`` from shapes alone (no state).
 
   Args:
@@ -128,48 +140,82 @@ def compile_steps(setup: build_lib.Setup, shardings: Shardings,
   run, method = setup.run, setup.method
   replicated = shardings.replicated
   init_state = jax.jit(
-      functools.partial(_init_state, model=setup.model, spec=setup.spec,
-                        tx=setup.tx, method=method,
-                        sparsities=setup.sparsities),
-      out_shardings=replicated)
-  state = _abstract(jax.eval_shape(init_state, jax.random.PRNGKey(0)),
-                    replicated)
+      functools.partial(
+          _init_state,
+          model=setup.model,
+          spec=setup.spec,
+          tx=setup.tx,
+          method=method,
+          sparsities=setup.sparsities,
+      ),
+      out_shardings=replicated,
+  )
+  state = _abstract(
+      jax.eval_shape(init_state, jax.random.PRNGKey(0)), replicated
+  )
   train_metrics = _abstract(steps.TrainMetrics.empty(), replicated)
   eval_metrics = _abstract(steps.Metrics.empty(), replicated)
-  eval_batch = _abstract(data.batch_shapes(run.dataset, run.eval_batch_size),
-                         shardings.batch)
+  eval_batch = _abstract(
+      data.batch_shapes(run.dataset, run.eval_batch_size), shardings.batch
+  )
   # One executable per kind of step: the schedule is a function of the
   # step, known on the host, so choosing costs no transfer from the device;
   # a lax.cond in a single step would slow every step (see TrainState).
   kinds = (False, True) if method.changes_topology else (False,)
   train = {
       update: jax.jit(
-          steps.make_train_step(setup.model, run.label_smoothing,
-                                topology_update=update,
-                                preprocess=setup.preprocess, seed=run.seed,
-                                load_batch=feed.batch),
-          out_shardings=(replicated, replicated), donate_argnums=(0, 1)
-      ).lower(state, train_metrics, feed.abstract_inputs()).compile()
+          steps.make_train_step(
+              setup.model,
+              run.label_smoothing,
+              topology_update=update,
+              preprocess=setup.preprocess,
+              seed=run.seed,
+              load_batch=feed.batch,
+          ),
+          out_shardings=(replicated, replicated),
+          donate_argnums=(0, 1),
+      )
+      .lower(state, train_metrics, feed.abstract_inputs())
+      .compile()
       for update in kinds
   }
-  evaluate = jax.jit(
-      steps.make_eval_step(setup.model, setup.preprocess),
-      out_shardings=replicated, donate_argnums=(1,)
-  ).lower(state, eval_metrics, eval_batch).compile()
-  summarize = (jax.jit(steps.topology_summary, out_shardings=replicated)
-               .lower(state).compile() if method.uses_masks else None)
-  return CompiledSteps(init_state=init_state, train=train, evaluate=evaluate,
-                       summarize=summarize, shardings=shardings,
-                       seconds=time.monotonic() - start)
+  evaluate = (
+      jax.jit(
+          steps.make_eval_step(setup.model, setup.preprocess),
+          out_shardings=replicated,
+          donate_argnums=(1,),
+      )
+      .lower(state, eval_metrics, eval_batch)
+      .compile()
+  )
+  summarize = (
+      jax.jit(steps.topology_summary, out_shardings=replicated)
+      .lower(state)
+      .compile()
+      if method.uses_masks
+      else None
+  )
+  return CompiledSteps(
+      init_state=init_state,
+      train=train,
+      evaluate=evaluate,
+      summarize=summarize,
+      shardings=shardings,
+      seconds=time.monotonic() - start,
+  )
 
 
-def evaluate(compiled: CompiledSteps, state: Any,
-             pipeline: data.pipeline.Pipeline,
-             task: str) -> dict[str, float]:
+def evaluate(
+    compiled: CompiledSteps,
+    state: Any,
+    pipeline: data.pipeline.Pipeline,
+    task: str,
+) -> dict[str, float]:
   """Metrics over the complete evaluation split."""
   metrics = compiled.empty_metrics(steps.Metrics)
-  batches = device_feed.device_batches(pipeline.eval_dataset(),
-                                       compiled.shardings.batch)
+  batches = device_feed.device_batches(
+      pipeline.eval_dataset(), compiled.shardings.batch
+  )
   try:
     for batch in batches:
       metrics = compiled.evaluate(state, metrics, batch)
@@ -188,8 +234,9 @@ def _host_scalars(tree: dict[str, jax.Array]) -> dict[str, float]:
 def _write_json(path: epath.Path, content: dict[str, Any]) -> None:
   """Writes atomically: a reader never sees a half-written file."""
   temporary = path.with_name(path.name + '.tmp')
-  temporary.write_text(json.dumps(content, indent=2, sort_keys=True,
-                                  default=str))
+  temporary.write_text(
+      json.dumps(content, indent=2, sort_keys=True, default=str)
+  )
   temporary.replace(path)
 
 
@@ -203,19 +250,26 @@ def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
   return flat
 
 
-def _check_finite(train_metrics: steps.TrainMetrics,
-                  checkpointer: train_checkpoints.Checkpointer) -> None:
+def _check_finite(
+    train_metrics: steps.TrainMetrics,
+    checkpointer: train_checkpoints.Checkpointer,
+) -> None:
   """Raises ``DivergenceError`` if a step since the last check was not finite."""
   bad_step = train_metrics.first_nonfinite()
   if bad_step == steps.NEVER:
     return
   checkpointer.wait_until_finished()
   saved = checkpointer.all_steps()
-  kept = (f'the last checkpoint (step {saved[-1]}) in {checkpointer.directory} '
-          'is intact' if saved else 'no checkpoint was written')
+  kept = (
+      f'the last checkpoint (step {saved[-1]}) in {checkpointer.directory} '
+      'is intact'
+      if saved
+      else 'no checkpoint was written'
+  )
   raise errors.DivergenceError(
       f'training diverged: the loss or the gradients became non-finite at '
-      f'step {bad_step}; {kept}. Lower the learning rate or change the seed.')
+      f'step {bad_step}; {kept}. Lower the learning rate or change the seed.'
+  )
 
 
 def _every(done: int, interval: int, num_steps: int) -> bool:
@@ -223,8 +277,9 @@ def _every(done: int, interval: int, num_steps: int) -> bool:
   return done % interval == 0 or done == num_steps
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> dict[str, Any]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str
+) -> dict[str, Any]:
   """Trains and evaluates ``config``, resuming from ``workdir`` if possible.
 
   Args:
@@ -242,26 +297,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   setup = build_lib.build(config)
   # From here on SIGTERM means: checkpoint after the current step and stop.
   with train_preemption.PreemptionWatch(
-      jax.process_count(),
-      multihost_utils.reached_preemption_sync_point) as preemption:
+      jax.process_count(), multihost_utils.reached_preemption_sync_point
+  ) as preemption:
     results = _train(config, setup, epath.Path(workdir), preemption)
   # The paper's cost columns, for the sparsities this run reached.
   results['flops'] = setup.costs.report(
-      layer_sparsities=results['sparsity']['layers'])
+      layer_sparsities=results['sparsity']['layers']
+  )
   results['wall_time_s'] = time.time() - start_time
   if jax.process_index() == 0:
     _write_json(epath.Path(workdir) / 'results.json', results)
   return results
 
 
-def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
-           workdir: epath.Path,
-           preemption: train_preemption.PreemptionWatch) -> dict[str, Any]:
+def _train(
+    config: ml_collections.ConfigDict,
+    setup: build_lib.Setup,
+    workdir: epath.Path,
+    preemption: train_preemption.PreemptionWatch,
+) -> dict[str, Any]:
   """Restores or initializes the state, trains, evaluates; returns results."""
   run, method = setup.run, setup.method
   shardings = Shardings.of(create_mesh())
-  pipeline = data.create_pipeline(run, process_index=jax.process_index(),
-                                  process_count=jax.process_count())
+  pipeline = data.create_pipeline(
+      run, process_index=jax.process_index(), process_count=jax.process_count()
+  )
   feed = create_feed(run, pipeline, shardings)
   compiled = compile_steps(setup, shardings, feed)
   logging.info('Compiled the steps in %.1f s.', compiled.seconds)
@@ -269,15 +329,20 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
 
   workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = train_checkpoints.Checkpointer(
-      os.fspath(workdir / 'checkpoints'), max_to_keep=run.keep_checkpoints)
+      os.fspath(workdir / 'checkpoints'), max_to_keep=run.keep_checkpoints
+  )
   identity = train_checkpoints.run_identity(run)
   writer = metric_writer.MetricWriter(
-      os.fspath(workdir), write_events=jax.process_index() == 0)
+      os.fspath(workdir), write_events=jax.process_index() == 0
+  )
   try:
     restored = checkpointer.restore_latest(
-        _abstract(jax.eval_shape(compiled.init_state, rng),
-                  shardings.replicated),
-        _abstract(steps.TrainMetrics.empty(), shardings.replicated), identity)
+        _abstract(
+            jax.eval_shape(compiled.init_state, rng), shardings.replicated
+        ),
+        _abstract(steps.TrainMetrics.empty(), shardings.replicated),
+        identity,
+    )
     if restored is None:
       state = compiled.init_state(rng)
       train_metrics = compiled.empty_metrics(steps.TrainMetrics)
@@ -293,11 +358,17 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
     learning_rate = jax.jit(optimizers.learning_rate_schedule(run))
     learning_rate(start_step)
     if start_step == 0:
-      writer.write_hparams({k: v for k, v in _flatten(config.to_dict()).items()
-                            if isinstance(v, (int, float, str, bool))})
+      writer.write_hparams(
+          {
+              k: v
+              for k, v in _flatten(config.to_dict()).items()
+              if isinstance(v, (int, float, str, bool))
+          }
+      )
       if compiled.summarize is not None:
-        writer.write_scalars(0, _host_scalars(compiled.summarize(state)),
-                             log=False)
+        writer.write_scalars(
+            0, _host_scalars(compiled.summarize(state)), log=False
+        )
 
     progress = progress_lib.Progress(num_steps, start_step)
     # Topology summaries of update steps, written at the next summary.
@@ -308,19 +379,28 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
 
     def save(step: int) -> None:
       _check_finite(train_metrics, checkpointer)
-      checkpointer.save(step, state, train_metrics, {
-          'train_time_s': (previous_train_time + time.monotonic() -
-                           session_start - eval_seconds),
-          'step': step,
-          'identity': identity,
-      })
+      checkpointer.save(
+          step,
+          state,
+          train_metrics,
+          {
+              'train_time_s': (
+                  previous_train_time
+                  + time.monotonic()
+                  - session_start
+                  - eval_seconds
+              ),
+              'step': step,
+              'identity': identity,
+          },
+      )
 
     for step in range(start_step, num_steps):
-      is_update = method.changes_topology and bool(
-          method.is_update_step(step))
+      is_update = method.changes_topology and bool(method.is_update_step(step))
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         state, train_metrics = compiled.train[is_update](
-            state, train_metrics, feed.inputs(step))
+            state, train_metrics, feed.inputs(step)
+        )
       if is_update and compiled.summarize is not None:
         pending_summaries.append((step, compiled.summarize(state)))
       done = step + 1
@@ -339,8 +419,9 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
       if _every(done, run.eval_every_steps, num_steps):
         eval_start = time.monotonic()
         eval_metrics = evaluate(compiled, state, pipeline, setup.spec.task)
-        writer.write_scalars(done, {f'eval/{k}': v
-                                    for k, v in eval_metrics.items()})
+        writer.write_scalars(
+            done, {f'eval/{k}': v for k, v in eval_metrics.items()}
+        )
         eval_seconds += time.monotonic() - eval_start
       stop = preemption.should_stop(done)
       if _every(done, run.checkpoint_every_steps, num_steps) or stop:
@@ -350,7 +431,8 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
         raise errors.Preempted(
             f'preempted after step {done}: the checkpoint at step {done} in '
             f'{checkpointer.directory} holds the run; run the same command '
-            'to resume.')
+            'to resume.'
+        )
     jax.block_until_ready(state)
     checkpointer.wait_until_finished()
     train_seconds = time.monotonic() - session_start - eval_seconds
@@ -375,12 +457,14 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
           'method': method.name,
           'updates': int(state.topology_stats.num_updates),
           'exploration_rate': float(
-              state.topology_stats.exploration_rate(state.masks)),
+              state.topology_stats.exploration_rate(state.masks)
+          ),
       },
       'width': setup.width,
       'num_params': masks_lib.num_params(setup.abstract_params),
-      'nonzero_params': masks_lib.num_active_params(setup.abstract_params,
-                                                    masks),
+      'nonzero_params': masks_lib.num_active_params(
+          setup.abstract_params, masks
+      ),
       'num_train_steps': num_steps,
       'steps_this_run': steps_run,
       'compile_time_s': compiled.seconds,
@@ -388,8 +472,9 @@ def _train(config: ml_collections.ConfigDict, setup: build_lib.Setup,
       'train_time_s': previous_train_time + train_seconds,
       # Steps of this session over its training time: compilation, which
       # ends before the loop, and evaluation are left out.
-      'steps_per_second': (steps_run / train_seconds
-                           if steps_run and train_seconds > 0 else None),
+      'steps_per_second': (
+          steps_run / train_seconds if steps_run and train_seconds > 0 else None
+      ),
       'num_devices': jax.device_count(),
       'num_processes': jax.process_count(),
   }

@@ -12,7 +12,6 @@ import tensorboardX
 from tensorboardX import summary as summary_lib
 
 
-
 class MetricWriter:
   """Writes scalars and hyper-parameters of a run."""
 
@@ -23,25 +22,31 @@ class MetricWriter:
       logdir: where the event file goes.
       write_events: False writes no event file (processes other than 0).
     """
-    self._events = (tensorboardX.SummaryWriter(logdir, flush_secs=30)
-                    if write_events else None)
+    self._events = (
+        tensorboardX.SummaryWriter(logdir, flush_secs=30)
+        if write_events
+        else None
+    )
 
-  def write_scalars(self, step: int, scalars: Mapping[str, float], *,
-                    log: bool = True) -> None:
+  def write_scalars(
+      self, step: int, scalars: Mapping[str, float], *, log: bool = True
+  ) -> None:
     """Writes ``scalars`` at ``step``; ``log=False`` skips the log line."""
     if self._events is not None:
       for key, value in scalars.items():
         self._events.add_scalar(key, value, step)
     if log and scalars:
-      logging.info('[%d] %s', step,
-                   ', '.join(f'{k}={v:.6g}' for k, v in scalars.items()))
+      logging.info(
+          '[%d] %s', step, ', '.join(f'{k}={v:.6g}' for k, v in scalars.items())
+      )
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     """Hyper-parameters for TensorBoard's HParams dashboard."""
     if self._events is None:
       return
     experiment, session_start, session_end = summary_lib.hparams(
-        dict(hparams), {})
+        dict(hparams), {}
+    )
     for summary in (experiment, session_start, session_end):
       self._events.file_writer.add_summary(summary)
 

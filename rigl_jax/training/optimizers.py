@@ -22,56 +22,71 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def _finite(value: Any) -> bool:
   """A real number that float32 holds without overflow."""
-  return (isinstance(value, (int, float)) and not isinstance(value, bool) and
-          math.isfinite(value) and abs(value) <= _FLOAT32_MAX)
+  return (
+      isinstance(value, (int, float))
+      and not isinstance(value, bool)
+      and math.isfinite(value)
+      and abs(value) <= _FLOAT32_MAX
+  )
 
 
 def _check_schedule(config: ml_collections.ConfigDict) -> None:
   schedule = config.lr_schedule
-  checks.require(schedule.name in LR_SCHEDULES, 'lr_schedule.name',
-                 f'must be one of {LR_SCHEDULES}, got {schedule.name!r}')
+  checks.require(
+      schedule.name in LR_SCHEDULES,
+      'lr_schedule.name',
+      f'must be one of {LR_SCHEDULES}, got {schedule.name!r}',
+  )
   checks.require(
       isinstance(schedule.warmup_steps, int) and schedule.warmup_steps >= 0,
       'lr_schedule.warmup_steps',
-      f'must be an integer >= 0, got {schedule.warmup_steps!r}')
+      f'must be an integer >= 0, got {schedule.warmup_steps!r}',
+  )
   boundaries = list(schedule.boundaries)
   checks.require(
-      all(isinstance(b, int) for b in boundaries) and
-      boundaries == sorted(set(boundaries)) and
-      all(b >= schedule.warmup_steps for b in boundaries),
+      all(isinstance(b, int) for b in boundaries)
+      and boundaries == sorted(set(boundaries))
+      and all(b >= schedule.warmup_steps for b in boundaries),
       'lr_schedule.boundaries',
       'must be increasing integer steps, none inside the warm-up '
-      f'({schedule.warmup_steps}), got {tuple(boundaries)!r}')
-  checks.require(_finite(schedule.decay_factor) and schedule.decay_factor > 0,
-                 'lr_schedule.decay_factor',
-                 f'must be a positive number, got {schedule.decay_factor!r}')
+      f'({schedule.warmup_steps}), got {tuple(boundaries)!r}',
+  )
+  checks.require(
+      _finite(schedule.decay_factor) and schedule.decay_factor > 0,
+      'lr_schedule.decay_factor',
+      f'must be a positive number, got {schedule.decay_factor!r}',
+  )
 
 
-def learning_rate_schedule(
-    config: ml_collections.ConfigDict) -> optax.Schedule:
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   """Warm-up (linear from 0) followed by a constant, piecewise or cosine rate.
 
   Boundaries of the piecewise schedule are absolute steps.
   """
   _check_schedule(config)
   base = config.optimizer.learning_rate
-  checks.require(_finite(base) and base > 0, 'optimizer.learning_rate',
-                 f'must be a positive number within float32, got {base!r}')
+  checks.require(
+      _finite(base) and base > 0,
+      'optimizer.learning_rate',
+      f'must be a positive number within float32, got {base!r}',
+  )
   schedule = config.lr_schedule
   warmup = schedule.warmup_steps
   if schedule.name == 'constant':
     main = optax.constant_schedule(base)
   elif schedule.name == 'piecewise':
     main = optax.piecewise_constant_schedule(
-        base, {b - warmup: schedule.decay_factor
-               for b in schedule.boundaries})
+        base, {b - warmup: schedule.decay_factor for b in schedule.boundaries}
+    )
   else:
     main = optax.cosine_decay_schedule(
-        base, max(1, config.num_train_steps - warmup))
+        base, max(1, config.num_train_steps - warmup)
+    )
   if not warmup:
     return main
   return optax.join_schedules(
-      [optax.linear_schedule(0.0, base, warmup), main], [warmup])
+      [optax.linear_schedule(0.0, base, warmup), main], [warmup]
+  )
 
 
 def _kernels(params):
@@ -80,7 +95,8 @@ def _kernels(params):
 
 
 def create_optimizer(
-    config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+    config: ml_collections.ConfigDict,
+) -> optax.GradientTransformationExtraArgs:
   """Clipping, L2 and the optimizer named by ``config.optimizer.name``.
 
   The optimizers are optax's own chains (``optax.sgd`` is ``trace`` then a
@@ -89,13 +105,22 @@ def create_optimizer(
   ``step=`` as an extra argument, as ``TrainState`` passes it.
   """
   opt = config.optimizer
-  checks.require(opt.name in OPTIMIZERS, 'optimizer.name',
-                 f'must be one of {OPTIMIZERS}, got {opt.name!r}')
+  checks.require(
+      opt.name in OPTIMIZERS,
+      'optimizer.name',
+      f'must be one of {OPTIMIZERS}, got {opt.name!r}',
+  )
   for key in ('l2', 'weight_decay', 'grad_clip_value', 'grad_clip_norm'):
-    checks.require(_finite(opt[key]) and opt[key] >= 0, f'optimizer.{key}',
-                   f'must be a number >= 0, got {opt[key]!r}')
-  checks.require(_finite(opt.momentum) and 0 <= opt.momentum < 1,
-                 'optimizer.momentum', f'must be in [0, 1), got {opt.momentum!r}')
+    checks.require(
+        _finite(opt[key]) and opt[key] >= 0,
+        f'optimizer.{key}',
+        f'must be a number >= 0, got {opt[key]!r}',
+    )
+  checks.require(
+      _finite(opt.momentum) and 0 <= opt.momentum < 1,
+      'optimizer.momentum',
+      f'must be in [0, 1), got {opt.momentum!r}',
+  )
   parts = []
   if opt.grad_clip_value > 0:
     parts.append(optax.clip(opt.grad_clip_value))
@@ -109,6 +134,7 @@ def create_optimizer(
     parts.append(optax.scale_by_adam())
     if opt.name == 'adamw':
       parts.append(optax.add_decayed_weights(opt.weight_decay, mask=_kernels))
-  parts.append(transforms.scale_by_schedule_at_step(
-      learning_rate_schedule(config)))
+  parts.append(
+      transforms.scale_by_schedule_at_step(learning_rate_schedule(config))
+  )
   return optax.chain(*parts)

@@ -13,8 +13,9 @@ from typing import Callable
 class PreemptionWatch:
   """Context manager that records SIGTERM instead of dying on it."""
 
-  def __init__(self, process_count: int,
-               reached_sync_point: Callable[[int], bool]):
+  def __init__(
+      self, process_count: int, reached_sync_point: Callable[[int], bool]
+  ):
     """Creates the watch.
 
     Args:
@@ -29,10 +30,12 @@ class PreemptionWatch:
   def __enter__(self) -> 'PreemptionWatch':
     # Signal handlers can only be installed from the main thread; elsewhere
     # (e.g. a notebook worker) SIGTERM keeps its default behaviour.
-    if not self._multi_host and (threading.current_thread() is
-                                 threading.main_thread()):
+    if not self._multi_host and (
+        threading.current_thread() is threading.main_thread()
+    ):
       self._previous_handler = signal.signal(
-          signal.SIGTERM, lambda signum, frame: self._sigterm.set())
+          signal.SIGTERM, lambda signum, frame: self._sigterm.set()
+      )
     return self
 
   def __exit__(self, *exc_info) -> None:

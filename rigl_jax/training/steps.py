@@ -36,6 +36,7 @@ _AUGMENTATION_STREAM = 0x5EED
 @flax.struct.dataclass
 class Metrics:
   """Sums over weighted labels: loss (nats), correct predictions, weight."""
+
   loss_sum: jax.Array
   correct_sum: jax.Array
   weight_sum: jax.Array
@@ -44,18 +45,23 @@ class Metrics:
   def empty(cls) -> 'Metrics':
     return cls(*(jnp.zeros((), jnp.float32) for _ in range(3)))
 
-  def add(self, per_label_loss: jax.Array, correct: jax.Array,
-          weights: jax.Array) -> 'Metrics':
+  def add(
+      self, per_label_loss: jax.Array, correct: jax.Array, weights: jax.Array
+  ) -> 'Metrics':
     return self.replace(
         loss_sum=self.loss_sum + jnp.sum(per_label_loss * weights),
         correct_sum=self.correct_sum + jnp.sum(correct * weights),
-        weight_sum=self.weight_sum + jnp.sum(weights))
+        weight_sum=self.weight_sum + jnp.sum(weights),
+    )
 
   def compute(self) -> dict[str, float]:
     """Mean loss and accuracy per weighted label (fetches to the host)."""
     loss_sum, correct_sum, weight_sum = (
-        float(x) for x in jax.device_get(
-            (self.loss_sum, self.correct_sum, self.weight_sum)))
+        float(x)
+        for x in jax.device_get(
+            (self.loss_sum, self.correct_sum, self.weight_sum)
+        )
+    )
     weight = max(weight_sum, 1e-30)
     return {'loss': loss_sum / weight, 'accuracy': correct_sum / weight}
 
@@ -63,18 +69,23 @@ class Metrics:
 @flax.struct.dataclass
 class TrainMetrics(Metrics):
   """Training metrics, and where training first became non-finite."""
+
   first_nonfinite_step: jax.Array = None
 
   @classmethod
   def empty(cls) -> 'TrainMetrics':
-    return cls(*(jnp.zeros((), jnp.float32) for _ in range(3)),
-               first_nonfinite_step=jnp.asarray(NEVER, jnp.int32))
+    return cls(
+        *(jnp.zeros((), jnp.float32) for _ in range(3)),
+        first_nonfinite_step=jnp.asarray(NEVER, jnp.int32),
+    )
 
-  def record_finite(self, step: jax.Array, finite: jax.Array
-                   ) -> 'TrainMetrics':
-    return self.replace(first_nonfinite_step=jnp.minimum(
-        self.first_nonfinite_step,
-        jnp.where(finite, NEVER, step).astype(jnp.int32)))
+  def record_finite(self, step: jax.Array, finite: jax.Array) -> 'TrainMetrics':
+    return self.replace(
+        first_nonfinite_step=jnp.minimum(
+            self.first_nonfinite_step,
+            jnp.where(finite, NEVER, step).astype(jnp.int32),
+        )
+    )
 
   def first_nonfinite(self) -> int:
     """The earliest non-finite step, or ``NEVER`` (fetches to the host)."""
@@ -83,12 +94,14 @@ class TrainMetrics(Metrics):
 
 def all_finite(tree: Any) -> jax.Array:
   """Whether every entry of every leaf of ``tree`` is finite."""
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
-                            for x in jax.tree.leaves(tree)]))
+  return jnp.all(
+      jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])
+  )
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array,
-                  label_smoothing: float = 0.0) -> jax.Array:
+def cross_entropy(
+    logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0
+) -> jax.Array:
   """Per-label softmax cross-entropy (nats), with optional smoothing."""
   targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
   if label_smoothing:
@@ -100,8 +113,13 @@ def _correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
 
 
-def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
-                inputs: jax.Array, train: bool) -> tuple[jax.Array, Any]:
+def apply_model(
+    model: nn.Module,
+    params: Any,
+    batch_stats: Optional[Any],
+    inputs: jax.Array,
+    train: bool,
+) -> tuple[jax.Array, Any]:
   """Logits, and the updated BatchNorm statistics when training."""
   variables = {'params': params}
   if batch_stats is None:
@@ -109,8 +127,9 @@ def apply_model(model: nn.Module, params: Any, batch_stats: Optional[Any],
   variables['batch_stats'] = batch_stats
   if not train:
     return model.apply(variables, inputs, train=False), batch_stats
-  logits, updates = model.apply(variables, inputs, train=True,
-                                mutable=['batch_stats'])
+  logits, updates = model.apply(
+      variables, inputs, train=True, mutable=['batch_stats']
+  )
   return logits, updates['batch_stats']
 
 
@@ -127,7 +146,8 @@ def _batch_as_given(inputs: Batch, step: jax.Array) -> Batch:
 def augmentation_key(seed: int, step: jax.Array) -> jax.Array:
   """The data augmentation key of ``step``: a function of (seed, step)."""
   return jax.random.fold_in(
-      jax.random.fold_in(jax.random.key(seed), _AUGMENTATION_STREAM), step)
+      jax.random.fold_in(jax.random.key(seed), _AUGMENTATION_STREAM), step
+  )
 
 
 def make_train_step(
@@ -137,8 +157,7 @@ def make_train_step(
     preprocess: DevicePreprocess = _no_preprocessing,
     seed: int = 0,
     load_batch: BatchLoader = _batch_as_given,
-) -> Callable[[TrainState, TrainMetrics, Any],
-              tuple[TrainState, TrainMetrics]]:
+) -> Callable[[TrainState, TrainMetrics, Any], tuple[TrainState, TrainMetrics]]:
   """A step: dense gradients, an optimizer step, maybe a topology update.
 
   Args:
@@ -157,28 +176,32 @@ def make_train_step(
   """
 
   def train_step(state: TrainState, metrics: TrainMetrics, inputs: Any):
-    batch = preprocess(load_batch(inputs, state.step),
-                       augmentation_key(seed, state.step), True)
+    batch = preprocess(
+        load_batch(inputs, state.step), augmentation_key(seed, state.step), True
+    )
     weights = batch['weights']
 
     def loss_fn(params):
-      logits, batch_stats = apply_model(model, params, state.batch_stats,
-                                        batch['inputs'], train=True)
+      logits, batch_stats = apply_model(
+          model, params, state.batch_stats, batch['inputs'], train=True
+      )
       per_label = cross_entropy(logits, batch['labels'], label_smoothing)
       loss = jnp.sum(per_label * weights) / jnp.maximum(jnp.sum(weights), 1)
       return loss, (logits, per_label, batch_stats)
 
     (loss, (logits, per_label, batch_stats)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
+        loss_fn, has_aux=True
+    )(state.params)
     updates = {} if batch_stats is None else {'batch_stats': batch_stats}
-    new_state = state.apply_gradients(grads=grads,
-                                      topology_update=topology_update,
-                                      **updates)
+    new_state = state.apply_gradients(
+        grads=grads, topology_update=topology_update, **updates
+    )
     # Non-finite steps are recorded, not skipped: the loop stops at the next
     # check, before any checkpoint could store the broken state.
     finite = jnp.isfinite(loss) & all_finite(grads)
-    metrics = metrics.add(per_label, _correct(logits, batch['labels']),
-                          weights).record_finite(state.step, finite)
+    metrics = metrics.add(
+        per_label, _correct(logits, batch['labels']), weights
+    ).record_finite(state.step, finite)
     return new_state, metrics
 
   return train_step
@@ -191,10 +214,14 @@ def make_eval_step(
 
   def eval_step(state: TrainState, metrics: Metrics, batch: Batch) -> Metrics:
     batch = preprocess(batch, jax.random.key(0), False)
-    logits, _ = apply_model(model, state.params, state.batch_stats,
-                            batch['inputs'], train=False)
-    return metrics.add(cross_entropy(logits, batch['labels']),
-                       _correct(logits, batch['labels']), batch['weights'])
+    logits, _ = apply_model(
+        model, state.params, state.batch_stats, batch['inputs'], train=False
+    )
+    return metrics.add(
+        cross_entropy(logits, batch['labels']),
+        _correct(logits, batch['labels']),
+        batch['weights'],
+    )
 
   return eval_step
 
@@ -212,5 +239,6 @@ def topology_summary(state: TrainState) -> dict[str, jax.Array]:
     summary['sparsity/overall'] = (total - active) / total
   summary['mask_churn'] = state.topology_stats.last_churn
   summary['exploration_rate'] = state.topology_stats.exploration_rate(
-      state.masks)
+      state.masks
+  )
   return summary

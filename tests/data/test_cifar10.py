@@ -1,6 +1,5 @@
 """CIFAR-10: the offline JPEG zip, TFDS, device augmentation, the pipeline."""
 
-
 import jax
 import numpy as np
 import pytest
@@ -66,16 +65,29 @@ def good_image():
   return fixtures.jpeg(np.zeros((32, 32, 3), np.uint8))
 
 
-@pytest.mark.parametrize('change,message', [
-    ({'train/cat/0000.jpg': b'not a jpeg'},
-     'train/cat/0000.jpg is not a 32x32 RGB JPEG'),
-    ({'test/dog/0001.jpg': fixtures.jpeg(np.zeros((16, 32, 3), np.uint8))},
-     'test/dog/0001.jpg is not a 32x32 RGB JPEG'),
-    ({'readme.txt': b'hello'}, "unexpected entry 'readme.txt'"),
-    ({'valid/cat/0000.jpg': good_image()}, "unexpected entry 'valid/"),
-    ({'train/unicorn/0000.jpg': good_image()},
-     'expected the same 10 class folders'),
-])
+@pytest.mark.parametrize(
+    'change,message',
+    [
+        (
+            {'train/cat/0000.jpg': b'not a jpeg'},
+            'train/cat/0000.jpg is not a 32x32 RGB JPEG',
+        ),
+        (
+            {
+                'test/dog/0001.jpg': fixtures.jpeg(
+                    np.zeros((16, 32, 3), np.uint8)
+                )
+            },
+            'test/dog/0001.jpg is not a 32x32 RGB JPEG',
+        ),
+        ({'readme.txt': b'hello'}, "unexpected entry 'readme.txt'"),
+        ({'valid/cat/0000.jpg': good_image()}, "unexpected entry 'valid/"),
+        (
+            {'train/unicorn/0000.jpg': good_image()},
+            'expected the same 10 class folders',
+        ),
+    ],
+)
 def test_bad_archive_contents_name_the_file(tmp_path, change, message):
   path = str(tmp_path / cifar10.ARCHIVE)
   write_zip(path, {**fixture_entries(), **change})
@@ -91,16 +103,18 @@ def test_missing_or_corrupt_zip_names_the_file(tmp_path):
   assert path in str(info.value)
   with open(path, 'wb') as f:
     f.write(b'PK\x03\x04 truncated')
-  with pytest.raises(errors.DataFileError,
-                     match='not a readable zip archive') as info:
+  with pytest.raises(
+      errors.DataFileError, match='not a readable zip archive'
+  ) as info:
     cifar10.load_local(str(tmp_path))
   assert path in str(info.value)
 
 
 def preprocess(images, seed, train):
   batch = {'inputs': images, 'labels': np.zeros(len(images), np.int32)}
-  return np.asarray(cifar10.preprocess_on_device(
-      batch, jax.random.key(seed), train)['inputs'])
+  return np.asarray(
+      cifar10.preprocess_on_device(batch, jax.random.key(seed), train)['inputs']
+  )
 
 
 def test_training_augmentation_is_a_padded_crop_and_flip_per_example():
@@ -115,11 +129,13 @@ def test_training_augmentation_is_a_padded_crop_and_flip_per_example():
   windows = {}
   for dy in range(9):
     for dx in range(9):
-      window = (padded[dy:dy + 32, dx:dx + 32] - cifar10.MEAN) / cifar10.STD
+      window = (padded[dy : dy + 32, dx : dx + 32] - cifar10.MEAN) / cifar10.STD
       windows[(dy, dx, False)] = window
       windows[(dy, dx, True)] = window[:, ::-1]
-  found = [next(k for k, w in windows.items() if np.allclose(w, o, atol=1e-5))
-           for o in out]
+  found = [
+      next(k for k, w in windows.items() if np.allclose(w, o, atol=1e-5))
+      for o in out
+  ]
   assert len(set(found)) > 8
   assert {flip for _, _, flip in found} == {False, True}
   # Offsets cover the 9 positions of each axis, not a few of them.
@@ -129,15 +145,20 @@ def test_training_augmentation_is_a_padded_crop_and_flip_per_example():
 
 def test_eval_preprocessing_only_normalizes():
   image = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), np.uint8)
-  np.testing.assert_allclose(preprocess(image, 1, False),
-                             (image - cifar10.MEAN) / cifar10.STD, rtol=1e-6)
+  np.testing.assert_allclose(
+      preprocess(image, 1, False),
+      (image - cifar10.MEAN) / cifar10.STD,
+      rtol=1e-6,
+  )
 
 
 def test_pipeline_batches_match_the_spec_and_resume(cifar_dir):
   cfg = config(cifar_dir)
   pipe = cifar10.create_pipeline(cfg, process_index=0, process_count=1)
-  expected = {k: (v.shape, v.dtype)
-              for k, v in data.batch_shapes(cfg.dataset, 8).items()}
+  expected = {
+      k: (v.shape, v.dtype)
+      for k, v in data.batch_shapes(cfg.dataset, 8).items()
+  }
   batches = take(pipe.train_batches(), 6)
   for batch in batches:
     assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected
@@ -148,8 +169,9 @@ def test_pipeline_batches_match_the_spec_and_resume(cifar_dir):
 
 
 def test_eval_covers_every_test_image_once(cifar_dir):
-  pipe = cifar10.create_pipeline(config(cifar_dir), process_index=0,
-                                 process_count=1)
+  pipe = cifar10.create_pipeline(
+      config(cifar_dir), process_index=0, process_count=1
+  )
   batches = list(pipe.eval_batches())
   assert len(batches) == pipe.num_eval_batches == 3  # 20 in batches of 8
   weights = np.concatenate([b['weights'] for b in batches])

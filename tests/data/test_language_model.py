@@ -4,7 +4,6 @@ import importlib.resources
 import importlib.util
 import os
 import sys
-import zipfile
 
 import numpy as np
 import pytest
@@ -21,8 +20,12 @@ from tests import fixtures
 
 SHARED_SHAKESPEARE = os.path.join(fixtures.SHARED_DATA, 'tinyshakespeare')
 # 400 bytes, not ASCII only, with a couple of Windows line ends.
-TEXT = ''.join(f'Line {i}: to be or not to be, café.\r\n' if i % 5 == 0
-               else f'Line {i}: that is the question.\n' for i in range(12))
+TEXT = ''.join(
+    f'Line {i}: to be or not to be, café.\r\n'
+    if i % 5 == 0
+    else f'Line {i}: that is the question.\n'
+    for i in range(12)
+)
 
 
 @pytest.fixture
@@ -35,8 +38,7 @@ def tfds_can_build(monkeypatch):
   """
   if importlib.util.find_spec('importlib_resources') is None:
     importlib.import_module('importlib.resources.abc')
-    monkeypatch.setitem(sys.modules, 'importlib_resources',
-                        importlib.resources)
+    monkeypatch.setitem(sys.modules, 'importlib_resources', importlib.resources)
 
 
 def config(name: str, local_dir: str = '', **dataset):
@@ -60,13 +62,19 @@ def rebuild_text(batches) -> bytes:
   weighted labels."""
   parts = []
   for batch in batches:
-    batch = {k: np.asarray(v) for k, v in
-             language_model.preprocess_on_device(batch, None, False).items()}
-    for inputs, labels, weights in zip(batch['inputs'], batch['labels'],
-                                       batch['weights']):
+    batch = {
+        k: np.asarray(v)
+        for k, v in language_model.preprocess_on_device(
+            batch, None, False
+        ).items()
+    }
+    for inputs, labels, weights in zip(
+        batch['inputs'], batch['labels'], batch['weights']
+    ):
       if weights.any():
-        parts.append(bytes([inputs[0]]) + labels[weights > 0].astype(
-            np.uint8).tobytes())
+        parts.append(
+            bytes([inputs[0]]) + labels[weights > 0].astype(np.uint8).tobytes()
+        )
   return b''.join(parts)
 
 
@@ -76,41 +84,50 @@ def check_spec(pipeline, cfg, batch_size):
   batch = next(pipeline.train_batches())
   assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
       k: (v.shape, v.dtype)
-      for k, v in data.batch_shapes(cfg.dataset, batch_size).items()}
+      for k, v in data.batch_shapes(cfg.dataset, batch_size).items()
+  }
   spec = dataset_specs.get_spec(cfg.dataset)
-  model_batch = {k: np.asarray(v) for k, v in
-                 language_model.preprocess_on_device(batch, None,
-                                                     True).items()}
+  model_batch = {
+      k: np.asarray(v)
+      for k, v in language_model.preprocess_on_device(batch, None, True).items()
+  }
   assert model_batch['inputs'].shape[1:] == spec.input_shape
   assert model_batch['inputs'].dtype == spec.input_dtype
-  assert model_batch['labels'].shape == model_batch['weights'].shape == (
-      model_batch['inputs'].shape)
+  assert (
+      model_batch['labels'].shape
+      == model_batch['weights'].shape
+      == (model_batch['inputs'].shape)
+  )
   np.testing.assert_array_equal(model_batch['weights'], 1)
-  np.testing.assert_array_equal(model_batch['inputs'][:, 1:],
-                                model_batch['labels'][:, :-1])
+  np.testing.assert_array_equal(
+      model_batch['inputs'][:, 1:], model_batch['labels'][:, :-1]
+  )
   return batch
 
 
 def test_windows_are_non_overlapping_and_the_eval_tail_is_padded():
   data = bytes(range(23))
   train = language_model.windows(data, 4, keep_tail=False)
-  np.testing.assert_array_equal(train['window'],
-                                np.arange(20).reshape(4, 5))
+  np.testing.assert_array_equal(train['window'], np.arange(20).reshape(4, 5))
   np.testing.assert_array_equal(train['length'], [5] * 4)
   evaluation = language_model.windows(data, 4, keep_tail=True)
   np.testing.assert_array_equal(evaluation['window'][-1], [20, 21, 22, 0, 0])
   np.testing.assert_array_equal(evaluation['length'], [5, 5, 5, 5, 3])
   # A single leftover byte has nothing to predict.
-  assert len(language_model.windows(data[:21], 4, keep_tail=True)
-             ['window']) == 4
+  assert (
+      len(language_model.windows(data[:21], 4, keep_tail=True)['window']) == 4
+  )
 
 
 def test_preprocess_shifts_labels_and_weights_out_the_padding():
-  examples = language_model.windows(bytes([200, 1, 2, 3, 4, 5, 6, 7]), 4,
-                                    keep_tail=True)
+  examples = language_model.windows(
+      bytes([200, 1, 2, 3, 4, 5, 6, 7]), 4, keep_tail=True
+  )
   out = language_model.preprocess_on_device(
       {**examples, 'weights': np.ones(len(examples['length']), np.float32)},
-      None, False)
+      None,
+      False,
+  )
   np.testing.assert_array_equal(out['inputs'], [[200, 1, 2, 3], [5, 6, 7, 0]])
   np.testing.assert_array_equal(out['labels'], [[1, 2, 3, 4], [6, 7, 0, 0]])
   np.testing.assert_array_equal(out['weights'], [[1, 1, 1, 1], [1, 1, 0, 0]])
@@ -118,17 +135,22 @@ def test_preprocess_shifts_labels_and_weights_out_the_padding():
 
 def test_local_split_follows_the_tfds_builder_on_characters():
   splits = tiny_shakespeare.split_like_tfds('é' * 40)
-  assert [len(splits[s]) for s in ('train', 'validation', 'test')] == [36, 2,
-                                                                       2]
+  assert [len(splits[s]) for s in ('train', 'validation', 'test')] == [36, 2, 2]
   splits = tiny_shakespeare.split_like_tfds('x' * 1_115_394)
   assert [len(splits[s]) for s in ('train', 'validation', 'test')] == [
-      1_003_854, 55_770, 55_770]
+      1_003_854,
+      55_770,
+      55_770,
+  ]
 
 
-@pytest.mark.skipif(not os.path.exists(SHARED_SHAKESPEARE),
-                    reason='needs ../shared/data/tinyshakespeare')
-def test_local_splits_equal_the_tfds_build_of_the_real_file(tmp_path,
-                                                            tfds_can_build):
+@pytest.mark.skipif(
+    not os.path.exists(SHARED_SHAKESPEARE),
+    reason='needs ../shared/data/tinyshakespeare',
+)
+def test_local_splits_equal_the_tfds_build_of_the_real_file(
+    tmp_path, tfds_can_build
+):
   pytest.importorskip('tensorflow')  # TFDS prepares with TensorFlow.
   local = tiny_shakespeare.load_local_splits(SHARED_SHAKESPEARE)
   # input.txt in the manual dir matches TFDS's registered checksum, so TFDS
@@ -136,7 +158,8 @@ def test_local_splits_equal_the_tfds_build_of_the_real_file(tmp_path,
   tfds_source.prepare('tiny_shakespeare', str(tmp_path), SHARED_SHAKESPEARE)
   for split in ('train', 'validation', 'test'):
     assert tiny_shakespeare.load_tfds_split(split, str(tmp_path)) == (
-        local[split])
+        local[split]
+    )
 
 
 @pytest.fixture
@@ -147,8 +170,9 @@ def text_dir(tmp_path) -> str:
 
 def test_tiny_shakespeare_pipeline_from_a_local_file(text_dir):
   cfg = config('tiny_shakespeare', text_dir)
-  pipeline = tiny_shakespeare.create_pipeline(cfg, process_index=0,
-                                              process_count=1)
+  pipeline = tiny_shakespeare.create_pipeline(
+      cfg, process_index=0, process_count=1
+  )
   check_spec(pipeline, cfg, 4)
   splits = tiny_shakespeare.load_local_splits(text_dir)
   assert pipeline.train.num_examples == len(splits['train']) // 17
@@ -168,16 +192,20 @@ def test_tiny_shakespeare_through_tfds():
   tfds = pytest.importorskip('tensorflow_datasets')
   cfg = config('tiny_shakespeare', sequence_length=8)
   with tfds.testing.mock_data(num_examples=10):
-    pipeline = tiny_shakespeare.create_pipeline(cfg, process_index=0,
-                                                process_count=1)
+    pipeline = tiny_shakespeare.create_pipeline(
+        cfg, process_index=0, process_count=1
+    )
   check_spec(pipeline, cfg, 4)
 
 
-@pytest.mark.parametrize('content,message', [
-    (None, 'file not found'),
-    (b'\xff\xfe not utf-8', 'cannot be read as UTF-8'),
-    (b'', 'the file is empty'),
-])
+@pytest.mark.parametrize(
+    'content,message',
+    [
+        (None, 'file not found'),
+        (b'\xff\xfe not utf-8', 'cannot be read as UTF-8'),
+        (b'', 'the file is empty'),
+    ],
+)
 def test_bad_text_files_are_named(tmp_path, content, message):
   path = tmp_path / 'input.txt'
   if content is not None:
@@ -187,16 +215,20 @@ def test_bad_text_files_are_named(tmp_path, content, message):
   assert str(info.value).startswith(str(path))
 
 
-@pytest.mark.parametrize('length,message', [
-    (1000, r'sequence_length=1000: the \d+ training bytes'),
-    (0, 'sequence_length: must be positive'),
-])
+@pytest.mark.parametrize(
+    'length,message',
+    [
+        (1000, r'sequence_length=1000: the \d+ training bytes'),
+        (0, 'sequence_length: must be positive'),
+    ],
+)
 def test_bad_sequence_lengths_name_the_config_key(text_dir, length, message):
-  with pytest.raises(errors.ConfigError,
-                     match=f'config.dataset.{message}'):
+  with pytest.raises(errors.ConfigError, match=f'config.dataset.{message}'):
     tiny_shakespeare.create_pipeline(
         config('tiny_shakespeare', text_dir, sequence_length=length),
-        process_index=0, process_count=1)
+        process_index=0,
+        process_count=1,
+    )
 
 
 WIKI = fixtures.WIKITEXT
@@ -210,19 +242,21 @@ def test_wikitext_builds_offline_from_the_zip(tmp_path, tfds_can_build):
   cfg = config('wikitext103', tfds_data_dir=str(tmp_path / 'tfds'))
   for split, text in WIKI.items():
     assert wikitext103.read_tfds_split(split, str(tmp_path / 'tfds')) == (
-        text.encode('utf-8'))
+        text.encode('utf-8')
+    )
   # The pipeline reads the same bytes through TFDS as from the archive.
-  through_tfds = wikitext103.create_pipeline(cfg, process_index=0,
-                                             process_count=1)
+  through_tfds = wikitext103.create_pipeline(
+      cfg, process_index=0, process_count=1
+  )
   assert rebuild_text(through_tfds.eval_batches()) == (
-      WIKI['validation'].encode())
+      WIKI['validation'].encode()
+  )
 
 
 def test_wikitext_pipeline_reads_the_archive(tmp_path):
   write_wikitext(tmp_path)
   cfg = config('wikitext103', str(tmp_path))
-  pipeline = wikitext103.create_pipeline(cfg, process_index=0,
-                                         process_count=1)
+  pipeline = wikitext103.create_pipeline(cfg, process_index=0, process_count=1)
   check_spec(pipeline, cfg, 4)
   train_bytes = len(WIKI['train'].encode('utf-8'))
   assert pipeline.train.num_examples == train_bytes // 17
@@ -232,13 +266,20 @@ def test_wikitext_pipeline_reads_the_archive(tmp_path):
     np.testing.assert_array_equal(x['window'], y['window'])
 
 
-@pytest.mark.parametrize('members,message', [
-    (None, 'file not found'),
-    ({'wikitext-103-raw/wiki.train.raw': b'x\n',
-      'wikitext-103-raw/wiki.test.raw': b'x\n'},
-     r"lacks \['wikitext-103-raw/wiki.valid.raw'\]"),
-    (b'PK\x03\x04 truncated', 'not a readable zip archive'),
-])
+@pytest.mark.parametrize(
+    'members,message',
+    [
+        (None, 'file not found'),
+        (
+            {
+                'wikitext-103-raw/wiki.train.raw': b'x\n',
+                'wikitext-103-raw/wiki.test.raw': b'x\n',
+            },
+            r"lacks \['wikitext-103-raw/wiki.valid.raw'\]",
+        ),
+        (b'PK\x03\x04 truncated', 'not a readable zip archive'),
+    ],
+)
 def test_bad_wikitext_archives_are_named(tmp_path, members, message):
   path = os.path.join(tmp_path, wikitext103.ARCHIVE)
   if isinstance(members, bytes):

@@ -21,13 +21,16 @@ def test_idx_round_trip(tmp_path):
     np.testing.assert_array_equal(idx.read_idx(str(tmp_path / name)), array)
 
 
-@pytest.mark.parametrize('content,message', [
-    (None, 'file not found'),
-    (b'', 'bad magic number'),
-    (bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]), 'expected 5 bytes'),
-    (bytes([0, 0, 8, 3, 0, 0]), 'truncated header'),
-    (bytes([7, 7, 7, 7]), 'bad magic number'),
-])
+@pytest.mark.parametrize(
+    'content,message',
+    [
+        (None, 'file not found'),
+        (b'', 'bad magic number'),
+        (bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]), 'expected 5 bytes'),
+        (bytes([0, 0, 8, 3, 0, 0]), 'truncated header'),
+        (bytes([7, 7, 7, 7]), 'bad magic number'),
+    ],
+)
 def test_idx_errors_name_the_file(tmp_path, content, message):
   path = str(tmp_path / 'labels-idx1-ubyte')
   if content is not None:
@@ -60,34 +63,48 @@ def test_local_mnist_matches_the_tfds_data_source(mnist_dir):
 
 def test_unprepared_tfds_data_set_is_a_clear_error(tmp_path):
   pytest.importorskip('tensorflow_datasets')
-  with pytest.raises(mnist.tfds_source.errors.DataFileError,
-                     match="TFDS 'mnist' split 'train' is not prepared") as e:
+  with pytest.raises(
+      mnist.tfds_source.errors.DataFileError,
+      match="TFDS 'mnist' split 'train' is not prepared",
+  ) as e:
     mnist.load_tfds_split('train', str(tmp_path))
   assert str(e.value).startswith(str(tmp_path))
   assert 'scripts/prepare_tfds.py --dataset=mnist' in str(e.value)
 
 
-def test_local_mnist_label_count_mismatch_names_both_files(mnist_dir,
-                                                           tmp_path):
+def test_local_mnist_label_count_mismatch_names_both_files(mnist_dir, tmp_path):
   for name in os.listdir(mnist_dir):
     os.symlink(os.path.join(mnist_dir, name), tmp_path / name)
   os.remove(tmp_path / 'train-labels-idx1-ubyte.gz')
-  fixtures.write_idx(str(tmp_path / 'train-labels-idx1-ubyte.gz'),
-                     np.zeros(7, np.uint8))
+  fixtures.write_idx(
+      str(tmp_path / 'train-labels-idx1-ubyte.gz'), np.zeros(7, np.uint8)
+  )
   with pytest.raises(idx.DataFileError, match='expected 512 labels'):
     mnist.load_idx_split(str(tmp_path), 'train')
 
 
-def make_pipeline(n=40, batch=8, eval_n=19, seed=3, process_index=0,
-                  process_count=1, num_workers=0):
+def make_pipeline(
+    n=40,
+    batch=8,
+    eval_n=19,
+    seed=3,
+    process_index=0,
+    process_count=1,
+    num_workers=0,
+):
   """Examples whose input is their own index."""
   train = {'inputs': np.arange(n), 'labels': np.arange(n) % 3}
   evaluation = {'inputs': np.arange(eval_n), 'labels': np.arange(eval_n) % 3}
   return pipeline.Pipeline(
-      train=pipeline.in_memory(train), eval=pipeline.in_memory(evaluation),
-      global_batch_size=batch, eval_batch_size=batch, seed=seed,
-      process_index=process_index, process_count=process_count,
-      num_workers=num_workers)
+      train=pipeline.in_memory(train),
+      eval=pipeline.in_memory(evaluation),
+      global_batch_size=batch,
+      eval_batch_size=batch,
+      seed=seed,
+      process_index=process_index,
+      process_count=process_count,
+      num_workers=num_workers,
+  )
 
 
 def take(iterator, n):
@@ -113,8 +130,9 @@ def test_stream_is_a_function_of_seed_and_step():
   b = take(make_pipeline().train_batches(start_step=4), 3)
   for x, y in zip(a[4:], b):
     np.testing.assert_array_equal(x['inputs'], y['inputs'])
-  np.testing.assert_array_equal(make_pipeline().train_batch(5)['inputs'],
-                                a[5]['inputs'])
+  np.testing.assert_array_equal(
+      make_pipeline().train_batch(5)['inputs'], a[5]['inputs']
+  )
   other = take(make_pipeline(seed=4).train_batches(), 1)[0]
   assert not np.array_equal(other['inputs'], a[0]['inputs'])
 
@@ -129,12 +147,15 @@ def test_batches_crossing_an_epoch_boundary():
 
 def test_process_slices_make_up_the_global_batch():
   whole = take(make_pipeline().train_batches(), 3)
-  parts = [take(make_pipeline(process_index=i, process_count=2)
-                .train_batches(), 3) for i in range(2)]
+  parts = [
+      take(make_pipeline(process_index=i, process_count=2).train_batches(), 3)
+      for i in range(2)
+  ]
   for step in range(3):
     np.testing.assert_array_equal(
         np.concatenate([p[step]['inputs'] for p in parts]),
-        whole[step]['inputs'])
+        whole[step]['inputs'],
+    )
 
 
 def test_worker_processes_give_the_same_stream():
@@ -151,16 +172,22 @@ def test_eval_covers_every_example_once():
   valid = np.concatenate([b['inputs'][b['weights'] > 0] for b in batches])
   assert sorted(valid) == list(range(19))
   assert all(b['inputs'].shape == (8,) for b in batches)
-  halves = [list(make_pipeline(process_index=i, process_count=2)
-                 .eval_batches()) for i in range(2)]
+  halves = [
+      list(make_pipeline(process_index=i, process_count=2).eval_batches())
+      for i in range(2)
+  ]
   for b, x, y in zip(batches, *halves):
     np.testing.assert_array_equal(
-        np.concatenate([x['weights'], y['weights']]), b['weights'])
+        np.concatenate([x['weights'], y['weights']]), b['weights']
+    )
 
 
 def test_batch_size_errors():
-  with pytest.raises(ValueError, match='batch_size=9 must be a positive '
-                     'multiple of the number of processes'):
+  with pytest.raises(
+      ValueError,
+      match='batch_size=9 must be a positive '
+      'multiple of the number of processes',
+  ):
     make_pipeline(batch=9, process_count=2)
   with pytest.raises(ValueError, match='exceeds the 40 training examples'):
     make_pipeline(batch=48)
@@ -180,7 +207,8 @@ def test_mnist_batches_match_the_dataset_spec(mnist_dir):
   batch = next(pipe.train_batches())
   expected = data.batch_shapes(config.dataset, config.batch_size)
   assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
-      k: (v.shape, v.dtype) for k, v in expected.items()}
+      k: (v.shape, v.dtype) for k, v in expected.items()
+  }
   model_batch = mnist.preprocess_on_device(batch, None, True)
   assert model_batch['inputs'].dtype == spec.input_dtype
   assert model_batch['inputs'].shape[1:] == spec.input_shape

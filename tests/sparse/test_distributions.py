@@ -80,69 +80,105 @@ def test_fixed_sparsities_are_kept_and_left_out_of_the_budget():
 
 
 def test_the_first_matching_rule_decides():
-  s = get_sparsities(mlp_and_conv(), 0.9, 'uniform',
-                     rules=(('Dense_1', 0.5), ('Dense', 'dense')))
+  s = get_sparsities(
+      mlp_and_conv(),
+      0.9,
+      'uniform',
+      rules=(('Dense_1', 0.5), ('Dense', 'dense')),
+  )
   assert s['Dense_1']['kernel'] == 0.5
   assert s['Dense_0']['kernel'] is None
   assert s['Conv_0']['kernel'] == 0.9
 
 
 def test_uniform_keeps_the_first_layer_dense_unless_a_rule_says_otherwise():
-  uniform = get_sparsities(mlp_and_conv(), 0.8, 'uniform',
-                           first_layer='Conv_0/kernel')
+  uniform = get_sparsities(
+      mlp_and_conv(), 0.8, 'uniform', first_layer='Conv_0/kernel'
+  )
   assert uniform['Conv_0']['kernel'] is None
   assert uniform['Dense_0']['kernel'] == 0.8
   erk = get_sparsities(mlp_and_conv(), 0.8, 'erk', first_layer='Conv_0/kernel')
   assert erk['Conv_0']['kernel'] > 0
-  ruled = get_sparsities(mlp_and_conv(), 0.8, 'uniform',
-                         first_layer='Conv_0/kernel',
-                         rules=(('^Conv_0/', 'distributed'),))
+  ruled = get_sparsities(
+      mlp_and_conv(),
+      0.8,
+      'uniform',
+      first_layer='Conv_0/kernel',
+      rules=(('^Conv_0/', 'distributed'),),
+  )
   assert ruled['Conv_0']['kernel'] == 0.8
 
 
 def test_accepts_shape_dtype_structs():
   shapes = jax.eval_shape(lambda: mlp_and_conv())
-  assert (get_sparsities(shapes, 0.9, 'erk') ==
-          get_sparsities(mlp_and_conv(), 0.9, 'erk'))
+  assert get_sparsities(shapes, 0.9, 'erk') == get_sparsities(
+      mlp_and_conv(), 0.9, 'erk'
+  )
 
 
-@pytest.mark.parametrize('kwargs,name,message', [
-    (dict(sparsity=1.0), 'sparsity', 'must be in'),
-    (dict(sparsity=-0.1), 'sparsity', 'must be in'),
-    (dict(sparsity=float('nan')), 'sparsity', 'must be in'),
-    (dict(distribution='erk2'), 'distribution', 'must be one of'),
-    (dict(erk_power_scale=float('nan')), 'erk_power_scale', '>= 0'),
-    (dict(rules=(('NoSuchLayer', 'dense'),)), 'layer_sparsity',
-     "regex 'NoSuchLayer' matches no kernel"),
-    (dict(rules=(('bias', 0.5),)), 'layer_sparsity', 'matches no kernel'),
-    (dict(rules='Conv_0'), 'layer_sparsity', 'pairs'),
-    (dict(rules=('Conv_0',)), 'layer_sparsity', 'pair'),
-    (dict(rules=(('Conv_0[', 'dense'),)), 'layer_sparsity', 'invalid regex'),
-    (dict(rules=(('Dense_0', 1.5),)), 'layer_sparsity',
-     "value of 'Dense_0' must be"),
-    (dict(rules=(('Dense_0', 'sparse'),)), 'layer_sparsity',
-     "value of 'Dense_0' must be"),
-])
+@pytest.mark.parametrize(
+    'kwargs,name,message',
+    [
+        (dict(sparsity=1.0), 'sparsity', 'must be in'),
+        (dict(sparsity=-0.1), 'sparsity', 'must be in'),
+        (dict(sparsity=float('nan')), 'sparsity', 'must be in'),
+        (dict(distribution='erk2'), 'distribution', 'must be one of'),
+        (dict(erk_power_scale=float('nan')), 'erk_power_scale', '>= 0'),
+        (
+            dict(rules=(('NoSuchLayer', 'dense'),)),
+            'layer_sparsity',
+            "regex 'NoSuchLayer' matches no kernel",
+        ),
+        (dict(rules=(('bias', 0.5),)), 'layer_sparsity', 'matches no kernel'),
+        (dict(rules='Conv_0'), 'layer_sparsity', 'pairs'),
+        (dict(rules=('Conv_0',)), 'layer_sparsity', 'pair'),
+        (
+            dict(rules=(('Conv_0[', 'dense'),)),
+            'layer_sparsity',
+            'invalid regex',
+        ),
+        (
+            dict(rules=(('Dense_0', 1.5),)),
+            'layer_sparsity',
+            "value of 'Dense_0' must be",
+        ),
+        (
+            dict(rules=(('Dense_0', 'sparse'),)),
+            'layer_sparsity',
+            "value of 'Dense_0' must be",
+        ),
+    ],
+)
 def test_bad_input_names_the_argument(kwargs, name, message):
   args = dict(sparsity=0.9, distribution='erk')
   args.update(kwargs)
   with pytest.raises(checks.InvalidArgument, match=message) as info:
-    get_sparsities(mlp_and_conv(), args.pop('sparsity'),
-                   args.pop('distribution'), **args)
+    get_sparsities(
+        mlp_and_conv(), args.pop('sparsity'), args.pop('distribution'), **args
+    )
   assert info.value.name == name
 
 
 kernel_shapes = st.lists(
     st.one_of(
         st.tuples(st.integers(1, 40), st.integers(1, 40)),
-        st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 16),
-                  st.integers(1, 16))),
-    min_size=1, max_size=6)
+        st.tuples(
+            st.integers(1, 5),
+            st.integers(1, 5),
+            st.integers(1, 16),
+            st.integers(1, 16),
+        ),
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
-@given(shapes=kernel_shapes,
-       sparsity=st.floats(0.0, 0.99),
-       distribution=st.sampled_from(distributions.DISTRIBUTIONS))
+@given(
+    shapes=kernel_shapes,
+    sparsity=st.floats(0.0, 0.99),
+    distribution=st.sampled_from(distributions.DISTRIBUTIONS),
+)
 def test_total_nonzeros_match_the_target(shapes, sparsity, distribution):
   params = {f'layer_{i}': jnp.zeros(shape) for i, shape in enumerate(shapes)}
   s = get_sparsities(params, sparsity, distribution)

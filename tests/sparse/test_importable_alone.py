@@ -10,9 +10,16 @@ import sys
 
 from tests import fixtures
 
-BLOCKED = ('tensorflow', 'tensorflow_datasets', 'clu', 'grain',
-           'ml_collections', 'rigl_jax.data', 'rigl_jax.training',
-           'rigl_jax.models')
+BLOCKED = (
+    'tensorflow',
+    'tensorflow_datasets',
+    'clu',
+    'grain',
+    'ml_collections',
+    'rigl_jax.data',
+    'rigl_jax.training',
+    'rigl_jax.models',
+)
 
 SCRIPT = f"""
 import importlib, pkgutil, sys
@@ -38,9 +45,14 @@ print(len(modules), 'modules')
 
 
 def test_every_sparse_module_imports_without_the_runner():
-  result = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True,
-                          text=True, timeout=300, check=False,
-                          cwd=fixtures.REPO_ROOT)
+  result = subprocess.run(
+      [sys.executable, '-c', SCRIPT],
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+      cwd=fixtures.REPO_ROOT,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   # distributions, masks, schedules, topology, ..., methods and each method.
   assert int(result.stdout.split()[0]) >= 15

@@ -12,8 +12,10 @@ from rigl_jax import random_masks
 
 
 def params():
-  return {'a': {'kernel': jnp.ones((7, 13)), 'bias': jnp.ones(13)},
-          'b': {'kernel': jnp.ones((3, 3, 2, 5))}}
+  return {
+      'a': {'kernel': jnp.ones((7, 13)), 'bias': jnp.ones(13)},
+      'b': {'kernel': jnp.ones((3, 3, 2, 5))},
+  }
 
 
 @given(sparsity=st.floats(0.0, 0.999), seed=st.integers(0, 2**31 - 1))
@@ -41,11 +43,11 @@ def test_same_seed_same_masks_other_seed_other_masks():
 
 def test_apply_masks_zeroes_inactive_and_leaves_dense_leaves():
   p = params()
-  m = random_masks(jax.random.PRNGKey(0), p,
-                   get_sparsities(p, 0.7, 'uniform'))
+  m = random_masks(jax.random.PRNGKey(0), p, get_sparsities(p, 0.7, 'uniform'))
   masked = masks_lib.apply_masks(p, m)
-  np.testing.assert_array_equal(masked['a']['kernel'],
-                                m['a']['kernel'].astype(jnp.float32))
+  np.testing.assert_array_equal(
+      masked['a']['kernel'], m['a']['kernel'].astype(jnp.float32)
+  )
   np.testing.assert_array_equal(masked['a']['bias'], p['a']['bias'])
 
 
@@ -57,7 +59,9 @@ def test_counts_and_statistics():
   assert masks_lib.num_nonzero_params(p, s) == expected_a + expected_b + 13
   assert masks_lib.overall_sparsity(m) == 1 - (expected_a + expected_b) / 181
   assert masks_lib.layer_sparsities(m) == {
-      'a/kernel': 1 - expected_a / 91, 'b/kernel': 1 - expected_b / 90}
-  assert masks_lib.bytes_per_weight(m) == 1.0
+      'a/kernel': 1 - expected_a / 91,
+      'b/kernel': 1 - expected_b / 90,
+  }
+  assert all(leaf.dtype == bool for leaf in jax.tree.leaves(m))
   full = masks_lib.full_masks(p, s)
   assert bool(full['b']['kernel'].all()) and full['a']['bias'] is None

@@ -23,35 +23,51 @@ def test_drop_fractions(t):
   constant = schedules.DropFraction('constant', 0.3, end_step=100)
   inverse = schedules.DropFraction('inverse_power', 0.3, end_step=100, power=2)
   assert float(cosine(t)) == pytest.approx(
-      0.15 * (1 + math.cos(math.pi * t / 100)), abs=1e-6)
+      0.15 * (1 + math.cos(math.pi * t / 100)), abs=1e-6
+  )
   assert float(constant(t)) == pytest.approx(0.3)
-  assert float(inverse(t)) == pytest.approx(0.3 * (1 - t / 100)**2, abs=1e-6)
+  assert float(inverse(t)) == pytest.approx(0.3 * (1 - t / 100) ** 2, abs=1e-6)
 
 
 def test_pruning_schedule_is_cubic_and_hits_the_end():
-  schedule = schedules.PruningSchedule(begin_step=100, end_step=350,
-                                       frequency=100)
+  schedule = schedules.PruningSchedule(
+      begin_step=100, end_step=350, frequency=100
+  )
   assert [t for t in range(500) if schedule.is_update_step(t)] == [
-      100, 200, 300, 350]
+      100,
+      200,
+      300,
+      350,
+  ]
   for t in (0, 100, 200, 300, 350, 400):
     progress = min(max((t - 100) / 250, 0.0), 1.0)
     assert float(schedule.remaining(t)) == pytest.approx(
-        (1 - progress)**3, abs=1e-6)
+        (1 - progress) ** 3, abs=1e-6
+    )
 
 
-@pytest.mark.parametrize('make,name', [
-    (lambda: schedules.UpdateSchedule(0, 10, 0), 'interval'),
-    (lambda: schedules.UpdateSchedule(5, 5, 1), 'end_step'),
-    (lambda: schedules.DropFraction('linear', 0.3, 10), 'schedule'),
-    (lambda: schedules.DropFraction('cosine', 0.0, 10), 'initial_fraction'),
-    (lambda: schedules.DropFraction('cosine', 1.5, 10), 'initial_fraction'),
-    (lambda: schedules.DropFraction('cosine', float('nan'), 10),
-     'initial_fraction'),
-    (lambda: schedules.DropFraction('inverse_power', 0.3, 10, float('nan')),
-     'power'),
-    (lambda: schedules.PruningSchedule(10, 5, 1), 'end_step'),
-    (lambda: schedules.PruningSchedule(0, 5, 0), 'frequency'),
-])
+@pytest.mark.parametrize(
+    'make,name',
+    [
+        (lambda: schedules.UpdateSchedule(0, 10, 0), 'interval'),
+        (lambda: schedules.UpdateSchedule(5, 5, 1), 'end_step'),
+        (lambda: schedules.DropFraction('linear', 0.3, 10), 'schedule'),
+        (lambda: schedules.DropFraction('cosine', 0.0, 10), 'initial_fraction'),
+        (lambda: schedules.DropFraction('cosine', 1.5, 10), 'initial_fraction'),
+        (
+            lambda: schedules.DropFraction('cosine', float('nan'), 10),
+            'initial_fraction',
+        ),
+        (
+            lambda: schedules.DropFraction(
+                'inverse_power', 0.3, 10, float('nan')
+            ),
+            'power',
+        ),
+        (lambda: schedules.PruningSchedule(10, 5, 1), 'end_step'),
+        (lambda: schedules.PruningSchedule(0, 5, 0), 'frequency'),
+    ],
+)
 def test_bad_schedule_arguments_name_the_argument(make, name):
   with pytest.raises(checks.InvalidArgument) as info:
     make()

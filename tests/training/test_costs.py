@@ -24,8 +24,11 @@ from tests import fixtures
 
 def _mnist_config(**overrides):
   return run_config.set_values(
-      run_config.load(os.path.join(fixtures.REPO_ROOT, 'configs',
-                                   'mnist_lenet300.py')), overrides)
+      run_config.load(
+          os.path.join(fixtures.REPO_ROOT, 'configs', 'mnist_lenet300.py')
+      ),
+      overrides,
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -48,24 +51,34 @@ class SmallConvNet(nn.Module):
     return nn.Dense(5, name='head')(x.mean(axis=(1, 2)))
 
 
-CONV_SPEC = dataset_specs.DatasetSpec((8, 8, 3), np.float32, 5,
-                                      'classification')
+CONV_SPEC = dataset_specs.DatasetSpec(
+    (8, 8, 3), np.float32, 5, 'classification'
+)
 
 
 def test_conv_net_dense_and_sparse_flops_by_hand():
   cost = flops.model_cost(SmallConvNet(), CONV_SPEC)
-  assert cost.macs.by_param == {'strided/kernel': 1728,
-                                'depthwise/kernel': 576,
-                                'pointwise/kernel': 384, 'head/kernel': 30}
+  assert cost.macs.by_param == {
+      'strided/kernel': 1728,
+      'depthwise/kernel': 576,
+      'pointwise/kernel': 384,
+      'head/kernel': 30,
+  }
   assert cost.macs.unattributed == 0
   assert flops.inference_flops(cost, {}) == 2 * (1728 + 576 + 384 + 30)
   sparsities = {'strided/kernel': 0.5, 'pointwise/kernel': 0.75}
   assert flops.inference_flops(cost, sparsities) == pytest.approx(
-      2 * (1728 * 0.5 + 576 + 384 * 0.25 + 30))
-  layers = {layer['path']: layer for layer in
-            flops.layer_flops(cost, sparsities)}
-  assert list(layers) == ['depthwise/kernel', 'head/kernel',
-                          'pointwise/kernel', 'strided/kernel']
+      2 * (1728 * 0.5 + 576 + 384 * 0.25 + 30)
+  )
+  layers = {
+      layer['path']: layer for layer in flops.layer_flops(cost, sparsities)
+  }
+  assert list(layers) == [
+      'depthwise/kernel',
+      'head/kernel',
+      'pointwise/kernel',
+      'strided/kernel',
+  ]
   assert layers['strided/kernel']['shape'] == [3, 3, 3, 4]
   assert layers['strided/kernel']['sparsity'] == 0.5
   assert layers['strided/kernel']['flops'] == pytest.approx(1728.0)
@@ -75,14 +88,19 @@ def test_conv_net_dense_and_sparse_flops_by_hand():
 
 def test_mlp_dense_and_sparse_flops_by_hand():
   config = _mnist_config()
-  cost = flops.model_cost(models.create_model('lenet300_100', num_classes=10,
-                                              width=1.0),
-                          dataset_specs.get_spec(config.dataset))
-  assert flops.inference_flops(cost, {}) == 2 * (784 * 300 + 300 * 100 +
-                                                 100 * 10) == 532_400
+  cost = flops.model_cost(
+      models.create_model('lenet300_100', num_classes=10, width=1.0),
+      dataset_specs.get_spec(config.dataset),
+  )
+  assert (
+      flops.inference_flops(cost, {})
+      == 2 * (784 * 300 + 300 * 100 + 100 * 10)
+      == 532_400
+  )
   sparse = {'Dense_0/kernel': 0.9, 'Dense_1/kernel': 0.5}
   assert flops.inference_flops(cost, sparse) == pytest.approx(
-      2 * (784 * 300 * 0.1 + 300 * 100 * 0.5 + 100 * 10))
+      2 * (784 * 300 * 0.1 + 300 * 100 * 0.5 + 100 * 10)
+  )
 
 
 class Sequence(nn.Module):
@@ -94,8 +112,12 @@ class Sequence(nn.Module):
     h = embed(tokens)  # A lookup: no FLOPs.
     h = nn.RNN(nn.SimpleCell(8, name='cell'), name='rnn')(h)
     h = nn.remat(nn.Dense)(4, name='proj')(h)
-    stack = nn.scan(_ScannedDense, variable_axes={'params': 0},
-                    split_rngs={'params': True}, length=3)
+    stack = nn.scan(
+        _ScannedDense,
+        variable_axes={'params': 0},
+        split_rngs={'params': True},
+        length=3,
+    )
     h, _ = stack(name='stack')(h, None)
     similarity = h @ jnp.swapaxes(h, -1, -2)  # Two activations: dense.
     return embed.attend(h), similarity
@@ -113,7 +135,8 @@ def test_recurrence_scan_remat_embedding_and_activation_products():
   tokens = jnp.zeros((1, 5), jnp.int32)
   params = jax.eval_shape(model.init, jax.random.PRNGKey(0), tokens)['params']
   counts = flop_counting.macs_by_param(
-      lambda p, s, x: model.apply({'params': p}, x), params, None, tokens)
+      lambda p, s, x: model.apply({'params': p}, x), params, None, tokens
+  )
   assert counts.by_param == {
       'cell/i/kernel': 5 * 4 * 8,  # Every time step.
       'cell/h/kernel': 5 * 8 * 8,
@@ -127,26 +150,47 @@ def test_recurrence_scan_remat_embedding_and_activation_products():
 def test_while_loop_with_products_is_refused():
   def fn(params, state, x):
     del state
-    return jax.lax.while_loop(lambda c: c.sum() < 10.0,
-                              lambda c: c @ params['w'], x)
+    return jax.lax.while_loop(
+        lambda c: c.sum() < 10.0, lambda c: c @ params['w'], x
+    )
+
   with pytest.raises(ValueError, match='while loop'):
-    flop_counting.macs_by_param(fn, {'w': jnp.ones((2, 2))}, None,
-                                jnp.ones((1, 2)))
+    flop_counting.macs_by_param(
+        fn, {'w': jnp.ones((2, 2))}, None, jnp.ones((1, 2))
+    )
 
 
 # ---------------------------------------------------------------------------
 # Each method's training formula, through the report of a real config.
 
 
-@pytest.mark.parametrize('method', ['dense', 'static', 'snip', 'set', 'snfs',
-                                    'rigl', 'small_dense', 'pruning'])
+@pytest.mark.parametrize(
+    'method',
+    [
+        'dense',
+        'static',
+        'snip',
+        'set',
+        'snfs',
+        'rigl',
+        'small_dense',
+        'pruning',
+    ],
+)
 def test_report_applies_each_method_formula(method):
-  config = _mnist_config(method=method, num_train_steps=100, batch_size=2,
-                         **{'mask_update.end_step': 50,
-                            'mask_update.interval': 10,
-                            'pruning.begin_step': 10, 'pruning.end_step': 50,
-                            'pruning.frequency': 20,
-                            'lr_schedule.boundaries': (60, 80)})
+  config = _mnist_config(
+      method=method,
+      num_train_steps=100,
+      batch_size=2,
+      **{
+          'mask_update.end_step': 50,
+          'mask_update.interval': 10,
+          'pruning.begin_step': 10,
+          'pruning.end_step': 50,
+          'pruning.frequency': 20,
+          'lr_schedule.boundaries': (60, 80),
+      },
+  )
   report = build.flops_report(config)
   f_d, f_s = report['dense_inference_flops'], report['inference_flops']
   assert report['dense_train_flops'] == 2 * 100 * 3 * f_d
@@ -163,16 +207,21 @@ def test_report_applies_each_method_formula(method):
     # Dense through step 10, then pruned at 10, 30 and 50.
     method_obj = pruning.GradualPruning(schedules.PruningSchedule(10, 50, 20))
     layers = {layer['path']: layer for layer in report['layers']}
+
     def flops_at(step):
       return sum(
-          layer['dense_flops'] * (1.0 - method_obj.sparsities_after(
-              step, {p: layer['sparsity']})[p])
-          for p, layer in layers.items())
-    expected[method] = 3 * (11 * f_d + 20 * flops_at(10) +
-                            20 * flops_at(30) + 49 * f_s)
+          layer['dense_flops']
+          * (1.0 - method_obj.sparsities_after(step, {p: layer['sparsity']})[p])
+          for p, layer in layers.items()
+      )
+
+    expected[method] = 3 * (
+        11 * f_d + 20 * flops_at(10) + 20 * flops_at(30) + 49 * f_s
+    )
   assert report['train_flops'] == pytest.approx(2 * expected[method])
   assert report['train_flops_ratio'] == pytest.approx(
-      report['train_flops'] / report['dense_train_flops'])
+      report['train_flops'] / report['dense_train_flops']
+  )
   if method in ('dense', 'small_dense'):
     assert report['nonzero_params'] == report['params']
   else:
@@ -181,12 +230,14 @@ def test_report_applies_each_method_formula(method):
 
 def test_multiplier_scales_training_but_not_the_baseline():
   one = build.flops_report(_mnist_config(method='static'))
-  five = build.flops_report(_mnist_config(method='static',
-                                          training_multiplier=5.0))
+  five = build.flops_report(
+      _mnist_config(method='static', training_multiplier=5.0)
+  )
   assert five['train_flops'] == pytest.approx(5 * one['train_flops'])
   assert five['dense_train_flops'] == one['dense_train_flops']
   assert five['train_flops_ratio'] == pytest.approx(
-      5 * one['train_flops_ratio'])
+      5 * one['train_flops_ratio']
+  )
 
 
 def test_small_dense_is_narrower_and_measured_sparsities_override():
@@ -195,23 +246,28 @@ def test_small_dense_is_narrower_and_measured_sparsities_override():
   assert small['inference_flops_ratio'] < 0.2
   measured = build.flops_report(
       _mnist_config(method='static'),
-      layer_sparsities={'Dense_0/kernel': 0.5, 'Dense_1/kernel': 0.5})
+      layer_sparsities={'Dense_0/kernel': 0.5, 'Dense_1/kernel': 0.5},
+  )
   assert measured['inference_flops'] == pytest.approx(
-      2 * (0.5 * 784 * 300 + 0.5 * 300 * 100 + 100 * 10))
+      2 * (0.5 * 784 * 300 + 0.5 * 300 * 100 + 100 * 10)
+  )
   with pytest.raises(ValueError, match='Dense_9'):
-    build.flops_report(_mnist_config(method='static'),
-                       layer_sparsities={'Dense_9/kernel': 0.5})
+    build.flops_report(
+        _mnist_config(method='static'), layer_sparsities={'Dense_9/kernel': 0.5}
+    )
 
 
 # ---------------------------------------------------------------------------
 # Paper architectures: dense FLOPs at 224x224 (tracing only, no compilation).
 
-IMAGENET_SPEC = dataset_specs.DatasetSpec((224, 224, 3), np.float32, 1000,
-                                          'classification')
+IMAGENET_SPEC = dataset_specs.DatasetSpec(
+    (224, 224, 3), np.float32, 1000, 'classification'
+)
 
 
-@pytest.mark.parametrize('name,expected', [('resnet50', 8.2e9),
-                                           ('mobilenet_v1', 1.14e9)])
+@pytest.mark.parametrize(
+    'name,expected', [('resnet50', 8.2e9), ('mobilenet_v1', 1.14e9)]
+)
 def test_imagenet_models_dense_flops(name, expected):
   model = models.create_model(name, num_classes=1000, width=1.0)
   dense = flops.inference_flops(flops.model_cost(model, IMAGENET_SPEC), {})
@@ -231,48 +287,94 @@ runpy.run_module('rigl_jax.training.costs', run_name='__main__', alter_sys=True)
 
 def _run(args):
   return subprocess.run(
-      [sys.executable] + args, cwd=fixtures.REPO_ROOT, capture_output=True,
-      text=True, timeout=300, check=False,
-      env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+      [sys.executable] + args,
+      cwd=fixtures.REPO_ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+  )
 
 
 def test_cli_prints_json_without_tensorflow():
-  result = _run(['-c', _BLOCK_TENSORFLOW, '--config=configs/mnist_lenet300.py',
-                 '--config.method=dense'])
+  result = _run(
+      [
+          '-c',
+          _BLOCK_TENSORFLOW,
+          '--config=configs/mnist_lenet300.py',
+          '--config.method=dense',
+      ]
+  )
   assert result.returncode == 0, result.stderr
   report = json.loads(result.stdout)
-  for key in ('params', 'nonzero_params', 'dense_inference_flops',
-              'inference_flops', 'inference_flops_ratio', 'train_flops',
-              'train_flops_ratio', 'layers'):
+  for key in (
+      'params',
+      'nonzero_params',
+      'dense_inference_flops',
+      'inference_flops',
+      'inference_flops_ratio',
+      'train_flops',
+      'train_flops_ratio',
+      'layers',
+  ):
     assert key in report
-  assert report['dense_inference_flops'] == report['inference_flops'] == (
-      532_400)
+  assert (
+      report['dense_inference_flops'] == report['inference_flops'] == (532_400)
+  )
   assert report['train_flops_ratio'] == 1.0
   assert [layer['path'] for layer in report['layers']] == [
-      'Dense_0/kernel', 'Dense_1/kernel', 'Dense_2/kernel']
+      'Dense_0/kernel',
+      'Dense_1/kernel',
+      'Dense_2/kernel',
+  ]
 
 
 def test_table_layout(tmp_path):
   results = tmp_path / 'results.json'
-  results.write_text(json.dumps({
-      'config': {'method': 'rigl', 'sparsity': 0.9, 'distribution': 'erk',
-                 'training_multiplier': 1.0},
-      'eval': {'accuracy': 0.9833}}))
-  result = _run(['scripts/flops_table.py', '--config=configs/mnist_lenet300.py',
-                 '--methods=dense,rigl', '--sparsities=0.8,0.9',
-                 f'--results={results}'])
+  results.write_text(
+      json.dumps(
+          {
+              'config': {
+                  'method': 'rigl',
+                  'sparsity': 0.9,
+                  'distribution': 'erk',
+                  'training_multiplier': 1.0,
+              },
+              'eval': {'accuracy': 0.9833},
+          }
+      )
+  )
+  result = _run(
+      [
+          'scripts/flops_table.py',
+          '--config=configs/mnist_lenet300.py',
+          '--methods=dense,rigl',
+          '--sparsities=0.8,0.9',
+          f'--results={results}',
+      ]
+  )
   assert result.returncode == 0, result.stderr
   lines = result.stdout.strip().splitlines()
-  assert lines[0] == ('| Method | Top-1 accuracy (%) @ 0.8 | '
-                      'FLOPs (Train) @ 0.8 | FLOPs (Test) @ 0.8 | '
-                      'Top-1 accuracy (%) @ 0.9 | FLOPs (Train) @ 0.9 | '
-                      'FLOPs (Test) @ 0.9 |')
+  assert lines[0] == (
+      '| Method | Top-1 accuracy (%) @ 0.8 | '
+      'FLOPs (Train) @ 0.8 | FLOPs (Test) @ 0.8 | '
+      'Top-1 accuracy (%) @ 0.9 | FLOPs (Train) @ 0.9 | '
+      'FLOPs (Test) @ 0.9 |'
+  )
   assert lines[1] == '|:---|---:|---:|---:|---:|---:|---:|'
   labels = [line.split(' | ')[0][2:] for line in lines[2:8]]
-  assert labels == ['Dense', 'Dense 5x', 'RigL', 'RigL 5x', 'RigL (ERK)',
-                    'RigL 5x (ERK)']
+  assert labels == [
+      'Dense',
+      'Dense 5x',
+      'RigL',
+      'RigL 5x',
+      'RigL (ERK)',
+      'RigL 5x (ERK)',
+  ]
   assert lines[2] == ('| Dense | - | 1.00x | 1.00x | - | 1.00x | 1.00x |')
   assert lines[3].startswith('| Dense 5x | - | 5.00x | 1.00x |')
-  assert lines[6] == ('| RigL (ERK) | - | 0.20x | 0.20x | 98.33 ± 0.00 (1) | '
-                      '0.10x | 0.10x |')
+  assert lines[6] == (
+      '| RigL (ERK) | - | 0.20x | 0.20x | 98.33 ± 0.00 (1) | ' '0.10x | 0.10x |'
+  )
   assert lines[-1].startswith('Dense (1x): 1.92e+12 training FLOPs')

@@ -23,8 +23,9 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_run_writes_results_and_resumes_from_the_saved_step(tmp_path,
-                                                            mnist_dir):
+def test_run_writes_results_and_resumes_from_the_saved_step(
+    tmp_path, mnist_dir
+):
   workdir = str(tmp_path / 'run')
   config = fixtures.tiny_mnist_config(mnist_dir)
   results = train.train_and_evaluate(config, workdir)
@@ -37,25 +38,39 @@ def test_run_writes_results_and_resumes_from_the_saved_step(tmp_path,
   assert saved['eval']['loss'] > 0
   assert saved['sparsity']['overall'] == pytest.approx(0.9, abs=1e-3)
   assert set(saved['sparsity']['layers']) == {
-      'Dense_0/kernel', 'Dense_1/kernel', 'Dense_2/kernel'}
-  assert saved['topology'] == {'method': 'rigl', 'updates': 3,
-                               'exploration_rate': pytest.approx(
-                                   saved['topology']['exploration_rate'])}
+      'Dense_0/kernel',
+      'Dense_1/kernel',
+      'Dense_2/kernel',
+  }
+  assert saved['topology'] == {
+      'method': 'rigl',
+      'updates': 3,
+      'exploration_rate': pytest.approx(saved['topology']['exploration_rate']),
+  }
   assert saved['topology']['exploration_rate'] > 0.1
-  for key in ('wall_time_s', 'train_time_s', 'steps_per_second',
-              'nonzero_params', 'num_params'):
+  for key in (
+      'wall_time_s',
+      'train_time_s',
+      'steps_per_second',
+      'nonzero_params',
+      'num_params',
+  ):
     assert saved[key] > 0
   flops = saved['flops']
-  assert flops['dense_inference_flops'] == 2 * (784 * 300 + 300 * 100 + 100 * 10)
+  assert flops['dense_inference_flops'] == 2 * (
+      784 * 300 + 300 * 100 + 100 * 10
+  )
   assert flops['inference_flops_ratio'] == pytest.approx(
-      sum(layer['flops'] for layer in flops['layers']) /
-      flops['dense_inference_flops'])
+      sum(layer['flops'] for layer in flops['layers'])
+      / flops['dense_inference_flops']
+  )
   assert 0.09 < flops['inference_flops_ratio'] < 0.12
   assert flops['nonzero_params'] == saved['nonzero_params']
   assert {'train_flops', 'train_flops_ratio', 'params'} <= set(flops)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['12', '6']
-  assert any(name.startswith('events.out.tfevents')
-             for name in os.listdir(workdir))
+  assert any(
+      name.startswith('events.out.tfevents') for name in os.listdir(workdir)
+  )
   final = fixtures.load_checkpoint(workdir, 12)
 
   # Lose the last checkpoint: the same command resumes at step 6 and ends
@@ -69,8 +84,9 @@ def test_run_writes_results_and_resumes_from_the_saved_step(tmp_path,
 
 def test_run_on_tfds_mock_data(tmp_path, mnist_dir):
   tfds = pytest.importorskip('tensorflow_datasets')
-  config = fixtures.tiny_mnist_config(mnist_dir, num_train_steps=4,
-                                      eval_every_steps=4)
+  config = fixtures.tiny_mnist_config(
+      mnist_dir, num_train_steps=4, eval_every_steps=4
+  )
   config.dataset.local_dir = ''
   config.mask_update.end_step = 4
   with tfds.testing.mock_data(num_examples=64):
@@ -80,9 +96,13 @@ def test_run_on_tfds_mock_data(tmp_path, mnist_dir):
   assert np.isfinite(results['eval']['loss'])
 
 
+@pytest.mark.slow
 def test_command_line_overrides_reach_the_run(tmp_path, mnist_dir):
-  overrides = {**fixtures.tiny_mnist_overrides(mnist_dir), 'method': 'set',
-               'sparsity': 0.95}
+  overrides = {
+      **fixtures.tiny_mnist_overrides(mnist_dir),
+      'method': 'set',
+      'sparsity': 0.95,
+  }
   process = fixtures.run_main(str(tmp_path / 'cli'), overrides)
   assert process.returncode == 0, process.stderr[-3000:]
   with open(tmp_path / 'cli' / 'results.json') as f:
@@ -92,21 +112,32 @@ def test_command_line_overrides_reach_the_run(tmp_path, mnist_dir):
   # The same run in-process gives the same numbers; RigL's differ.
   set_run = train.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='set', sparsity=0.95),
-      str(tmp_path / 'set'))
+      str(tmp_path / 'set'),
+  )
   rigl_run = train.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, sparsity=0.95),
-      str(tmp_path / 'rigl'))
+      str(tmp_path / 'rigl'),
+  )
   assert cli['eval'] == set_run['eval']
   assert rigl_run['eval'] != set_run['eval']
 
 
-@pytest.mark.parametrize('method', ['dense', 'small_dense', 'static', 'snip',
-                                    'snfs', 'pruning'])
+@pytest.mark.parametrize(
+    'method',
+    [
+        m
+        if m in ('small_dense', 'pruning')
+        else pytest.param(m, marks=pytest.mark.slow)
+        for m in ('dense', 'small_dense', 'static', 'snip', 'snfs', 'pruning')
+    ],
+)
 def test_every_method_runs_end_to_end(tmp_path, mnist_dir, method):
   results = train.train_and_evaluate(
-      fixtures.tiny_mnist_config(mnist_dir, method=method,
-                                 num_train_steps=9, eval_every_steps=9),
-      str(tmp_path))
+      fixtures.tiny_mnist_config(
+          mnist_dir, method=method, num_train_steps=9, eval_every_steps=9
+      ),
+      str(tmp_path),
+  )
   assert results['topology']['method'] == method
   assert np.isfinite(results['eval']['loss'])
   if method in ('dense', 'small_dense'):
@@ -120,18 +151,26 @@ def test_every_method_runs_end_to_end(tmp_path, mnist_dir, method):
     assert abs(results['num_params'] - 27_000) < 1_000
 
 
-def test_nothing_compiles_inside_the_training_loop(tmp_path, mnist_dir,
-                                                  monkeypatch):
+def test_nothing_compiles_inside_the_training_loop(
+    tmp_path, mnist_dir, monkeypatch
+):
   compiles, steps = [], []
   listener = lambda name, *args, **kwargs: (
-      compiles.append(time.monotonic()) if 'compile' in name else None)
+      compiles.append(time.monotonic()) if 'compile' in name else None
+  )
   inputs = device_feed.Resident.inputs
-  monkeypatch.setattr(device_feed.Resident, 'inputs', lambda self, step: (
-      steps.append(time.monotonic()), inputs(self, step))[1])
+  monkeypatch.setattr(
+      device_feed.Resident,
+      'inputs',
+      lambda self, step: (steps.append(time.monotonic()), inputs(self, step))[
+          1
+      ],
+  )
   jax.monitoring.register_event_duration_secs_listener(listener)
   try:
-    train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir),
-                             str(tmp_path))
+    train.train_and_evaluate(
+        fixtures.tiny_mnist_config(mnist_dir), str(tmp_path)
+    )
   finally:
     jax.monitoring.unregister_event_duration_listener(listener)
   assert len(steps) == 12
@@ -140,18 +179,23 @@ def test_nothing_compiles_inside_the_training_loop(tmp_path, mnist_dir,
 
 
 def test_events_hold_the_learning_rate_and_progress_is_logged(
-    tmp_path, mnist_dir, caplog):
+    tmp_path, mnist_dir, caplog
+):
   caplog.set_level(logging.INFO)
-  train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir),
-                           str(tmp_path))
+  train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir), str(tmp_path))
   scalars = fixtures.read_scalars(str(tmp_path))
   # Logged every 4 steps, the rate of the last step; x0.1 from step 8.
   assert scalars['train/learning_rate'] == pytest.approx(
-      {4: 0.1, 8: 0.1, 12: 0.01})
+      {4: 0.1, 8: 0.1, 12: 0.01}
+  )
   assert set(scalars['train/loss']) == {4, 8, 12}
   assert set(scalars['eval/accuracy']) == {6, 12}
   assert {0, 3, 6} <= set(scalars['sparsity/Dense_0/kernel'])
   assert scalars['steps_per_second'][12] > 0
-  assert any(re.fullmatch(r'step 12/12 \(100\.0%\), [\d.]+ steps/s, '
-                          r'ETA 0:00:00', record.getMessage())
-             for record in caplog.records)
+  assert any(
+      re.fullmatch(
+          r'step 12/12 \(100\.0%\), [\d.]+ steps/s, ' r'ETA 0:00:00',
+          record.getMessage(),
+      )
+      for record in caplog.records
+  )

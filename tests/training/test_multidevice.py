@@ -11,8 +11,10 @@ from tests import fixtures
 
 
 def run_on(devices, workdir, overrides):
-  env = {'XLA_FLAGS': os.environ['XLA_FLAGS'] +
-                      f' --xla_force_host_platform_device_count={devices}'}
+  env = {
+      'XLA_FLAGS': os.environ['XLA_FLAGS']
+      + f' --xla_force_host_platform_device_count={devices}'
+  }
   process = fixtures.run_main(workdir, overrides, env=env)
   assert process.returncode == 0, process.stderr[-3000:]
   with open(f'{workdir}/results.json') as f:
@@ -21,6 +23,7 @@ def run_on(devices, workdir, overrides):
   return results, fixtures.load_checkpoint(workdir, 12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', ['rigl', 'set'])
 def test_eight_devices_match_one(tmp_path, mnist_dir, method):
   overrides = {**fixtures.tiny_mnist_overrides(mnist_dir), 'method': method}
@@ -28,22 +31,31 @@ def test_eight_devices_match_one(tmp_path, mnist_dir, method):
   eight, eight_state = run_on(8, str(tmp_path / 'eight'), overrides)
 
   assert eight['eval']['loss'] == pytest.approx(one['eval']['loss'], rel=1e-4)
-  assert eight['eval']['accuracy'] == pytest.approx(one['eval']['accuracy'],
-                                                    abs=1 / 200)
-  for a, b in zip(jax.tree.leaves(one_state['masks']),
-                  jax.tree.leaves(eight_state['masks'])):
+  assert eight['eval']['accuracy'] == pytest.approx(
+      one['eval']['accuracy'], abs=1 / 200
+  )
+  for a, b in zip(
+      jax.tree.leaves(one_state['masks']), jax.tree.leaves(eight_state['masks'])
+  ):
     np.testing.assert_array_equal(a, b)
-  for a, b in zip(jax.tree.leaves(one_state['params']),
-                  jax.tree.leaves(eight_state['params'])):
+  for a, b in zip(
+      jax.tree.leaves(one_state['params']),
+      jax.tree.leaves(eight_state['params']),
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path, mnist_dir):
   overrides = {**fixtures.tiny_mnist_overrides(mnist_dir), 'batch_size': 36}
   process = fixtures.run_main(
-      str(tmp_path), overrides,
-      env={'XLA_FLAGS': os.environ['XLA_FLAGS'] +
-                        ' --xla_force_host_platform_device_count=8'})
+      str(tmp_path),
+      overrides,
+      env={
+          'XLA_FLAGS': os.environ['XLA_FLAGS']
+          + ' --xla_force_host_platform_device_count=8'
+      },
+  )
   assert process.returncode != 0
-  assert ('config.batch_size: 36 is not divisible by the number of devices '
-          '(8)') in process.stderr
+  assert (
+      'config.batch_size: 36 is not divisible by the number of devices ' '(8)'
+  ) in process.stderr

@@ -15,8 +15,16 @@ from rigl_jax.sparse.methods import base
 SparseMethod = base.SparseMethod
 
 # Rows of the paper's Table 2, top to bottom.
-_PAPER_ORDER = ('dense', 'small_dense', 'static', 'snip', 'set', 'snfs',
-                'rigl', 'pruning')
+_PAPER_ORDER = (
+    'dense',
+    'small_dense',
+    'static',
+    'snip',
+    'set',
+    'snfs',
+    'rigl',
+    'pruning',
+)
 
 
 def _discover() -> dict[str, type[base.SparseMethod]]:
@@ -26,16 +34,23 @@ def _discover() -> dict[str, type[base.SparseMethod]]:
     method = getattr(module, 'METHOD', None)
     if method is None:
       continue
-    if not (isinstance(method, type) and
-            issubclass(method, base.SparseMethod) and method.name and
-            method.display_name):
-      raise TypeError(f'{module.__name__}.METHOD must be a SparseMethod '
-                      'subclass with a name and a display_name')
+    if not (
+        isinstance(method, type)
+        and issubclass(method, base.SparseMethod)
+        and method.name
+        and method.display_name
+    ):
+      raise TypeError(
+          f'{module.__name__}.METHOD must be a SparseMethod '
+          'subclass with a name and a display_name'
+      )
     if method.name in found:
       raise TypeError(f'two modules define the method {method.name!r}')
     found[method.name] = method
-  rank = lambda name: (_PAPER_ORDER.index(name) if name in _PAPER_ORDER else
-                       len(_PAPER_ORDER), name)
+  rank = lambda name: (
+      _PAPER_ORDER.index(name) if name in _PAPER_ORDER else len(_PAPER_ORDER),
+      name,
+  )
   return {name: found[name] for name in sorted(found, key=rank)}
 
 

@@ -34,6 +34,7 @@ ConfigBlock = dict[str, Any]
 @dataclasses.dataclass(frozen=True)
 class Unset:
   """A config default of None whose overrides must have ``type``."""
+
   type: type
 
 
@@ -75,8 +76,12 @@ class SparseMethod:
 
   # -- Cost ------------------------------------------------------------------
 
-  def model_width(self, width: float, num_params_at: Callable[[float], int],
-                  sparse_nonzeros: int) -> float:
+  def model_width(
+      self,
+      width: float,
+      num_params_at: Callable[[float], int],
+      sparse_nonzeros: int,
+  ) -> float:
     """The width multiplier of the model this method trains."""
     del num_params_at, sparse_nonzeros
     return width
@@ -92,19 +97,22 @@ class SparseMethod:
     """Whether a topology-update step applies no optimizer step."""
     return False
 
-  def init_masks(self, rng: jax.Array, params: PyTree,
-                 sparsities: PyTree) -> PyTree:
+  def init_masks(
+      self, rng: jax.Array, params: PyTree, sparsities: PyTree
+  ) -> PyTree:
     """The masks training starts from."""
     return masks_lib.random_masks(rng, params, sparsities)
 
-  def init_state(self, params: PyTree, masks: PyTree,
-                 sparsities: PyTree) -> PyTree:
+  def init_state(
+      self, params: PyTree, masks: PyTree, sparsities: PyTree
+  ) -> PyTree:
     """The method's own state (checkpointed with the train state)."""
     del params, masks, sparsities
     return {}
 
-  def observe_gradients(self, state: PyTree, grads: PyTree,
-                        masks: PyTree) -> PyTree:
+  def observe_gradients(
+      self, state: PyTree, grads: PyTree, masks: PyTree
+  ) -> PyTree:
     """Updates the method state with this step's dense gradients."""
     del grads, masks
     return state
@@ -114,8 +122,15 @@ class SparseMethod:
     del step
     return False
 
-  def update_masks(self, rng: jax.Array, step: Any, params: PyTree,
-                   grads: PyTree, masks: PyTree, state: PyTree) -> PyTree:
+  def update_masks(
+      self,
+      rng: jax.Array,
+      step: Any,
+      params: PyTree,
+      grads: PyTree,
+      masks: PyTree,
+      state: PyTree,
+  ) -> PyTree:
     """The new masks. Weights and optimizer state are reset by the caller."""
     del rng, step, params, grads, state
     return masks

@@ -38,6 +38,7 @@ class DropAndGrowMethod(base.SparseMethod):
     skip_optimizer: whether an update step applies no optimizer step. None
       takes the method's default (``default_skip_optimizer``).
   """
+
   update_schedule: schedules.UpdateSchedule
   drop_fraction: schedules.DropFraction
   skip_optimizer: Optional[bool] = None
@@ -48,48 +49,60 @@ class DropAndGrowMethod(base.SparseMethod):
 
   @classmethod
   def config_defaults(cls):
-    return {'mask_update': {
-        'begin_step': 0,
-        'end_step': 750,  # T_end
-        'interval': 100,  # ΔT
-        'drop_fraction': 0.3,  # α
-        'schedule': 'cosine',
-        'power': 1.0,  # of the inverse_power schedule
-        # None: the method's default (RigL skips the optimizer step, as in
-        # the paper; SET and SNFS take it before changing the topology).
-        'skip_optimizer_step': base.Unset(bool),
-    }}
+    return {
+        'mask_update': {
+            'begin_step': 0,
+            'end_step': 750,  # T_end
+            'interval': 100,  # ΔT
+            'drop_fraction': 0.3,  # α
+            'schedule': 'cosine',
+            'power': 1.0,  # of the inverse_power schedule
+            # None: the method's default (RigL skips the optimizer step, as in
+            # the paper; SET and SNFS take it before changing the topology).
+            'skip_optimizer_step': base.Unset(bool),
+        }
+    }
 
   @classmethod
   def smoke_overrides(cls, num_steps):
-    return {'mask_update.begin_step': 0, 'mask_update.end_step': num_steps,
-            'mask_update.interval': 1}
+    return {
+        'mask_update.begin_step': 0,
+        'mask_update.end_step': num_steps,
+        'mask_update.interval': 1,
+    }
 
   @classmethod
   def method_kwargs(cls, config: Any) -> dict[str, Any]:
     """Constructor arguments of this method read from ``config``."""
     mask_update = config.mask_update
-    with checks.renamed(begin_step='mask_update.begin_step',
-                        end_step='mask_update.end_step',
-                        interval='mask_update.interval',
-                        schedule='mask_update.schedule',
-                        initial_fraction='mask_update.drop_fraction',
-                        power='mask_update.power'):
+    with checks.renamed(
+        begin_step='mask_update.begin_step',
+        end_step='mask_update.end_step',
+        interval='mask_update.interval',
+        schedule='mask_update.schedule',
+        initial_fraction='mask_update.drop_fraction',
+        power='mask_update.power',
+    ):
       kwargs = dict(
           update_schedule=schedules.UpdateSchedule(
               begin_step=mask_update.begin_step,
               end_step=mask_update.end_step,
-              interval=mask_update.interval),
+              interval=mask_update.interval,
+          ),
           drop_fraction=schedules.DropFraction(
               schedule=mask_update.schedule,
               initial_fraction=mask_update.drop_fraction,
               end_step=mask_update.end_step,
-              power=mask_update.power),
-          skip_optimizer=mask_update.skip_optimizer_step)
-    checks.require(mask_update.end_step <= config.num_train_steps,
-                   'mask_update.end_step',
-                   f'{mask_update.end_step} is beyond num_train_steps '
-                   f'({config.num_train_steps})')
+              power=mask_update.power,
+          ),
+          skip_optimizer=mask_update.skip_optimizer_step,
+      )
+    checks.require(
+        mask_update.end_step <= config.num_train_steps,
+        'mask_update.end_step',
+        f'{mask_update.end_step} is beyond num_train_steps '
+        f'({config.num_train_steps})',
+    )
     return kwargs
 
   @classmethod
@@ -105,8 +118,14 @@ class DropAndGrowMethod(base.SparseMethod):
   def is_update_step(self, step: Any) -> Any:
     return self.update_schedule.is_update_step(step)
 
-  def grow_scores(self, rng: jax.Array, params: PyTree, grads: PyTree,
-                  masks: PyTree, state: PyTree) -> PyTree:
+  def grow_scores(
+      self,
+      rng: jax.Array,
+      params: PyTree,
+      grads: PyTree,
+      masks: PyTree,
+      state: PyTree,
+  ) -> PyTree:
     """Per-layer growth scores (larger grows first), None for dense leaves."""
     raise NotImplementedError
 
@@ -114,5 +133,10 @@ class DropAndGrowMethod(base.SparseMethod):
     fraction = self.drop_fraction(step)
     scores = self.grow_scores(rng, params, grads, masks, state)
     return masks_lib.map_masks(
-        lambda m, w, s: None if m is None else topology.drop_and_grow(
-            m, w, s, num_to_swap(m, fraction)), masks, params, scores)
+        lambda m, w, s: None
+        if m is None
+        else topology.drop_and_grow(m, w, s, num_to_swap(m, fraction)),
+        masks,
+        params,
+        scores,
+    )

@@ -32,27 +32,44 @@ class GradualPruning(base.SparseMethod):
 
   @classmethod
   def config_defaults(cls):
-    return {'pruning': {'begin_step': 0, 'end_step': 750, 'frequency': 100,
-                        'initial_sparsity': 0.0}}
+    return {
+        'pruning': {
+            'begin_step': 0,
+            'end_step': 750,
+            'frequency': 100,
+            'initial_sparsity': 0.0,
+        }
+    }
 
   @classmethod
   def smoke_overrides(cls, num_steps):
-    return {'pruning.begin_step': 0, 'pruning.end_step': num_steps - 1,
-            'pruning.frequency': 1}
+    return {
+        'pruning.begin_step': 0,
+        'pruning.end_step': num_steps - 1,
+        'pruning.frequency': 1,
+    }
 
   @classmethod
   def from_config(cls, config):
     pruning = config.pruning
-    with checks.renamed(**{k: f'pruning.{k}' for k in (
-        'begin_step', 'end_step', 'frequency', 'initial_sparsity')}):
+    with checks.renamed(
+        **{
+            k: f'pruning.{k}'
+            for k in ('begin_step', 'end_step', 'frequency', 'initial_sparsity')
+        }
+    ):
       schedule = schedules.PruningSchedule(
-          begin_step=pruning.begin_step, end_step=pruning.end_step,
+          begin_step=pruning.begin_step,
+          end_step=pruning.end_step,
           frequency=pruning.frequency,
-          initial_sparsity=pruning.initial_sparsity)
-    checks.require(pruning.end_step <= config.num_train_steps,
-                   'pruning.end_step',
-                   f'{pruning.end_step} is beyond num_train_steps '
-                   f'({config.num_train_steps})')
+          initial_sparsity=pruning.initial_sparsity,
+      )
+    checks.require(
+        pruning.end_step <= config.num_train_steps,
+        'pruning.end_step',
+        f'{pruning.end_step} is beyond num_train_steps '
+        f'({config.num_train_steps})',
+    )
     return cls(schedule=schedule)
 
   def train_flops(self, costs: flops.RunCosts) -> float:
@@ -63,19 +80,25 @@ class GradualPruning(base.SparseMethod):
     """
     schedule, num_steps = self.schedule, costs.num_steps
     # A pruning step at the last step (or later) changes no step's cost.
-    updates = [t for t in range(schedule.begin_step,
-                                min(schedule.end_step, num_steps - 2) + 1)
-               if schedule.is_update_step(t)]
+    updates = [
+        t
+        for t in range(
+            schedule.begin_step, min(schedule.end_step, num_steps - 2) + 1
+        )
+        if schedule.is_update_step(t)
+    ]
     if not updates:
       return num_steps * flops.dense_step(costs.dense_flops)
     total = (updates[0] + 1) * flops.dense_step(costs.dense_flops)
     for step, next_step in zip(updates, updates[1:] + [num_steps - 1]):
       total += (next_step - step) * flops.sparse_step(
-          costs.flops_at(self.sparsities_after(step, costs.sparsities)))
+          costs.flops_at(self.sparsities_after(step, costs.sparsities))
+      )
     return total
 
-  def sparsities_after(self, step: int,
-                       final: Mapping[str, float]) -> dict[str, float]:
+  def sparsities_after(
+      self, step: int, final: Mapping[str, float]
+  ) -> dict[str, float]:
     """Per-layer sparsities the pruning step at ``step`` prunes to."""
     remaining = float(self.schedule.remaining(step))
     initial = self.schedule.initial_sparsity
@@ -87,17 +110,22 @@ class GradualPruning(base.SparseMethod):
 
   def init_state(self, params, masks, sparsities):
     del masks
+
     # Counts, not sparsities, so that the last pruning step reaches exactly
     # the number of active weights that random_masks would give.
     def counts(sparsity, p):
       if sparsity is None:
         return None
       return {
-          'initial': jnp.asarray(masks_lib.num_active_for(
-              self.schedule.initial_sparsity, p.size), jnp.int32),
-          'final': jnp.asarray(masks_lib.num_active_for(sparsity, p.size),
-                               jnp.int32),
+          'initial': jnp.asarray(
+              masks_lib.num_active_for(self.schedule.initial_sparsity, p.size),
+              jnp.int32,
+          ),
+          'final': jnp.asarray(
+              masks_lib.num_active_for(sparsity, p.size), jnp.int32
+          ),
       }
+
     return {'num_active': masks_lib.map_masks(counts, sparsities, params)}
 
   def is_update_step(self, step):
@@ -112,9 +140,13 @@ class GradualPruning(base.SparseMethod):
   def update_masks(self, rng, step, params, grads, masks, state):
     del rng, grads
     return masks_lib.map_masks(
-        lambda m, w, c: None if m is None else topology.prune_to(
-            m, w, self.num_active_at(step, c)), masks, params,
-        state['num_active'])
+        lambda m, w, c: None
+        if m is None
+        else topology.prune_to(m, w, self.num_active_at(step, c)),
+        masks,
+        params,
+        state['num_active'],
+    )
 
 
 METHOD = GradualPruning

@@ -9,8 +9,15 @@ from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse.methods import drop_and_grow
 
 
-def train_flops(sparse_flops: float, dense_flops: float, *, num_steps: int,
-                begin_step: int, end_step: int, interval: int) -> float:
+def train_flops(
+    sparse_flops: float,
+    dense_flops: float,
+    *,
+    num_steps: int,
+    begin_step: int,
+    end_step: int,
+    interval: int,
+) -> float:
   """Per-example FLOPs of a RigL run.
 
   While begin <= t < T_end one step in ΔT + 1 computes the dense gradient
@@ -19,10 +26,12 @@ def train_flops(sparse_flops: float, dense_flops: float, *, num_steps: int,
   """
   updating = max(0, min(end_step, num_steps) - begin_step)
   per_step_while_updating = (
-      (flops.sparse_step(sparse_flops) * interval +
-       flops.dense_gradient_step(sparse_flops, dense_flops)) / (interval + 1))
-  return (updating * per_step_while_updating +
-          (num_steps - updating) * flops.sparse_step(sparse_flops))
+      flops.sparse_step(sparse_flops) * interval
+      + flops.dense_gradient_step(sparse_flops, dense_flops)
+  ) / (interval + 1)
+  return updating * per_step_while_updating + (
+      num_steps - updating
+  ) * flops.sparse_step(sparse_flops)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,16 +48,20 @@ class RigL(drop_and_grow.DropAndGrowMethod):
 
   def train_flops(self, costs: flops.RunCosts) -> float:
     schedule = self.update_schedule
-    return train_flops(costs.sparse_flops, costs.dense_flops,
-                       num_steps=costs.num_steps,
-                       begin_step=schedule.begin_step,
-                       end_step=schedule.end_step,
-                       interval=schedule.interval)
+    return train_flops(
+        costs.sparse_flops,
+        costs.dense_flops,
+        num_steps=costs.num_steps,
+        begin_step=schedule.begin_step,
+        end_step=schedule.end_step,
+        interval=schedule.interval,
+    )
 
   def grow_scores(self, rng, params, grads, masks, state):
     del rng, params, state
     return masks_lib.map_masks(
-        lambda m, g: None if m is None else jnp.abs(g), masks, grads)
+        lambda m, g: None if m is None else jnp.abs(g), masks, grads
+    )
 
 
 METHOD = RigL

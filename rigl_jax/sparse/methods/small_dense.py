@@ -17,15 +17,21 @@ class SmallDense(dense.Dense):
   def model_width(self, width, num_params_at, sparse_nonzeros):
     """The width at which the dense model has the sparse model's nonzeros."""
     try:
-      return width * find_width(lambda w: num_params_at(width * w),
-                                sparse_nonzeros)
+      return width * find_width(
+          lambda w: num_params_at(width * w), sparse_nonzeros
+      )
     except ValueError as e:
       raise checks.InvalidArgument('method', str(e)) from None
 
 
-def find_width(num_params: Callable[[float], int], target: int, *,
-               max_width: float = 1.0, min_width: float = 1e-3,
-               tolerance: float = 1e-4) -> float:
+def find_width(
+    num_params: Callable[[float], int],
+    target: int,
+    *,
+    max_width: float = 1.0,
+    min_width: float = 1e-3,
+    tolerance: float = 1e-4,
+) -> float:
   """The width multiplier whose model has the closest count to ``target``.
 
   Args:
@@ -50,7 +56,8 @@ def find_width(num_params: Callable[[float], int], target: int, *,
     raise ValueError(
         f'small_dense: the model has {smallest} parameters even at width '
         f'{min_width}, more than the {target} to match; some layers do not '
-        'scale with the width')
+        'scale with the width'
+    )
   low, high = min_width, max_width
   if num_params(high) <= target:
     return high

@@ -21,8 +21,9 @@ from rigl_jax.sparse import tree_paths
 from rigl_jax.sparse.methods import drop_and_grow
 
 
-def allocate_proportionally(total: jax.Array, weights: jax.Array,
-                            capacity: jax.Array) -> jax.Array:
+def allocate_proportionally(
+    total: jax.Array, weights: jax.Array, capacity: jax.Array
+) -> jax.Array:
   """Splits ``total`` into int32 shares proportional to ``weights``.
 
   No share exceeds its ``capacity``; what a full layer cannot take goes to
@@ -35,18 +36,23 @@ def allocate_proportionally(total: jax.Array, weights: jax.Array,
     is_open = alloc < capacity
     open_weights = jnp.where(is_open, weights, 0.0)
     share = jnp.where(
-        open_weights.sum() > 0, open_weights / jnp.maximum(
-            open_weights.sum(), 1e-30), is_open / jnp.maximum(is_open.sum(), 1))
-    alloc = jnp.minimum(capacity,
-                        alloc + jnp.floor(share * remaining).astype(jnp.int32))
+        open_weights.sum() > 0,
+        open_weights / jnp.maximum(open_weights.sum(), 1e-30),
+        is_open / jnp.maximum(is_open.sum(), 1),
+    )
+    alloc = jnp.minimum(
+        capacity, alloc + jnp.floor(share * remaining).astype(jnp.int32)
+    )
   # Rounding down leaves a few entries: give them to the heaviest open layers.
-  order = jnp.argsort(-jnp.where(alloc < capacity, weights, -jnp.inf),
-                      stable=True)
+  order = jnp.argsort(
+      -jnp.where(alloc < capacity, weights, -jnp.inf), stable=True
+  )
   for j in range(num_layers):
     remaining = total - alloc.sum()
     layer = order[j]
     alloc = alloc.at[layer].add(
-        jnp.clip(capacity[layer] - alloc[layer], 0, remaining))
+        jnp.clip(capacity[layer] - alloc[layer], 0, remaining)
+    )
   return alloc
 
 
@@ -62,42 +68,52 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
 
   @classmethod
   def config_defaults(cls):
-    return {**super().config_defaults(),
-            'snfs': {'momentum': 0.9, 'redistribute': False}}
+    return {
+        **super().config_defaults(),
+        'snfs': {'momentum': 0.9, 'redistribute': False},
+    }
 
   @classmethod
   def from_config(cls, config):
-    checks.require_in_range('snfs.momentum', config.snfs.momentum, 0.0, 1.0,
-                            high_open=True)
-    return cls(**cls.method_kwargs(config),
-               momentum=config.snfs.momentum,
-               redistribute=config.snfs.redistribute)
+    checks.require_in_range(
+        'snfs.momentum', config.snfs.momentum, 0.0, 1.0, high_open=True
+    )
+    return cls(
+        **cls.method_kwargs(config),
+        momentum=config.snfs.momentum,
+        redistribute=config.snfs.redistribute,
+    )
 
   def train_flops(self, costs: flops.RunCosts) -> float:
-    return costs.num_steps * flops.dense_gradient_step(costs.sparse_flops,
-                                                       costs.dense_flops)
+    return costs.num_steps * flops.dense_gradient_step(
+        costs.sparse_flops, costs.dense_flops
+    )
 
   def init_state(self, params, masks, sparsities):
     del sparsities
     return {
-        'grad_ema':
-            masks_lib.map_masks(
-                lambda m, p: None if m is None else jnp.zeros(
-                    p.shape, jnp.float32), masks, params)
+        'grad_ema': masks_lib.map_masks(
+            lambda m, p: None if m is None else jnp.zeros(p.shape, jnp.float32),
+            masks,
+            params,
+        )
     }
 
   def observe_gradients(self, state, grads, masks):
     beta = self.momentum
     ema = masks_lib.map_masks(
         lambda m, e, g: None if m is None else beta * e + (1.0 - beta) * g,
-        masks, state['grad_ema'], grads)
+        masks,
+        state['grad_ema'],
+        grads,
+    )
     return {'grad_ema': ema}
 
   def grow_scores(self, rng, params, grads, masks, state):
     del rng, params, grads
     return masks_lib.map_masks(
-        lambda m, e: None if m is None else jnp.abs(e), masks,
-        state['grad_ema'])
+        lambda m, e: None if m is None else jnp.abs(e), masks, state['grad_ema']
+    )
 
   def update_masks(self, rng, step, params, grads, masks, state):
     if not self.redistribute:
@@ -118,12 +134,15 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
       kept[i] = topology.prune_to(mask, weights[i], num_active - k)
       swaps.append(k)
       mean_momentum.append(
-          jnp.sum(jnp.where(mask, jnp.abs(emas[i]), 0.0)) /
-          jnp.maximum(num_active, 1))
+          jnp.sum(jnp.where(mask, jnp.abs(emas[i]), 0.0))
+          / jnp.maximum(num_active, 1)
+      )
       capacity.append(mask.size - (num_active - k))
     regrow = allocate_proportionally(
-        jnp.sum(jnp.stack(swaps)), jnp.stack(mean_momentum),
-        jnp.stack(capacity).astype(jnp.int32))
+        jnp.sum(jnp.stack(swaps)),
+        jnp.stack(mean_momentum),
+        jnp.stack(capacity).astype(jnp.int32),
+    )
 
     new_leaves = list(mask_leaves)
     for j, i in enumerate(layers):

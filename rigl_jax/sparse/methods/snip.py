@@ -48,11 +48,13 @@ class Snip(base.SparseMethod):
   def init_state(self, params, masks, sparsities):
     del masks
     return {
-        'num_active':
-            masks_lib.map_masks(
-                lambda s, p: None if s is None else jnp.asarray(
-                    masks_lib.num_active_for(s, p.size), jnp.int32),
-                sparsities, params)
+        'num_active': masks_lib.map_masks(
+            lambda s, p: None
+            if s is None
+            else jnp.asarray(masks_lib.num_active_for(s, p.size), jnp.int32),
+            sparsities,
+            params,
+        )
     }
 
   def is_update_step(self, step):
@@ -61,23 +63,30 @@ class Snip(base.SparseMethod):
   def update_masks(self, rng, step, params, grads, masks, state):
     del rng, step
     sensitivity = masks_lib.map_masks(
-        lambda m, w, g: None if m is None else jnp.abs(w * g), masks, params,
-        grads)
+        lambda m, w, g: None if m is None else jnp.abs(w * g),
+        masks,
+        params,
+        grads,
+    )
     if not self.global_ranking:
       return masks_lib.map_masks(
           lambda m, s, k: None if m is None else topology.top_k_mask(s, k),
-          masks, sensitivity, state['num_active'])
+          masks,
+          sensitivity,
+          state['num_active'],
+      )
     scores = jax.tree.leaves(sensitivity)
     budget = sum(jax.tree.leaves(state['num_active']))
     keep = topology.top_k_mask(
-        jnp.concatenate([s.reshape(-1) for s in scores]), budget)
+        jnp.concatenate([s.reshape(-1) for s in scores]), budget
+    )
     leaves, treedef = jax.tree.flatten(sensitivity, is_leaf=tree_paths.is_none)
     new_leaves, offset = [], 0
     for leaf in leaves:
       if leaf is None:
         new_leaves.append(None)
         continue
-      new_leaves.append(keep[offset:offset + leaf.size].reshape(leaf.shape))
+      new_leaves.append(keep[offset : offset + leaf.size].reshape(leaf.shape))
       offset += leaf.size
     return jax.tree.unflatten(treedef, new_leaves)
 
