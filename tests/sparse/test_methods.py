@@ -242,8 +242,9 @@ def test_every_method_describes_itself(name):
     assert field in blocks[block], key
 
 
-def test_the_paper_order_of_the_methods():
-  assert list(methods.METHODS) == [
+def test_the_paper_methods_come_first_in_the_paper_order():
+  # Methods beyond the paper's follow these, alphabetically.
+  assert list(methods.METHODS)[:8] == [
       'dense',
       'small_dense',
       'static',
