@@ -64,9 +64,9 @@ class DropFraction:
         'schedule',
         f'must be one of {DROP_FRACTION_SCHEDULES}, got ' f'{self.schedule!r}',
     )
-    checks.require_in_range(
-        'initial_fraction', self.initial_fraction, 0.0, 1.0, low_open=True
-    )
+    # 0 is allowed: the topology does not change (a static run that still
+    # pays for the dense gradients, a useful control).
+    checks.require_in_range('initial_fraction', self.initial_fraction, 0.0, 1.0)
     checks.require_positive_int('end_step', self.end_step)
     checks.require(
         isinstance(self.power, (int, float))

@@ -7,9 +7,11 @@ by default, or fixed when tracing by a loop that knows its step (as
 step as extra arguments (see ``transforms``).
 """
 
-from typing import Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from flax import struct
+from flax.training import train_state as flax_train_state
 import jax
 import optax
 
@@ -21,11 +23,18 @@ from rigl_jax.sparse import transforms
 from rigl_jax.sparse.tree_paths import PyTree
 
 
-class TrainState(struct.PyTreeNode):
+class TrainState(flax_train_state.TrainState):
   """Everything a sparse run needs to take its next step.
+
+  A ``flax.training.train_state.TrainState``: a Flax-examples loop switches
+  by creating this class instead (``create`` takes the method, sparsities
+  and a key besides ``apply_fn``, ``params`` and ``tx``); its train step,
+  ``state.apply_fn`` and ``state.apply_gradients(grads=grads)``, stays as
+  it is.
 
   Attributes:
     step: the number of steps taken so far.
+    apply_fn: usually ``model.apply`` (optional).
     params: the weights; inactive weights are exactly zero.
     masks: a bool array per sparsified leaf of ``params``, None elsewhere.
     opt_state: state of ``tx``.
@@ -37,17 +46,11 @@ class TrainState(struct.PyTreeNode):
     method: the sparse training method.
   """
 
-  step: jax.Array
-  params: PyTree
   masks: PyTree
-  opt_state: optax.OptState
   method_state: PyTree
   rng: jax.Array
   topology_stats: topology_stats_lib.TopologyStats
   batch_stats: Optional[PyTree] = None
-  tx: optax.GradientTransformationExtraArgs = struct.field(
-      pytree_node=False, default=None
-  )
   method: methods_lib.SparseMethod = struct.field(
       pytree_node=False, default=None
   )
@@ -61,7 +64,9 @@ class TrainState(struct.PyTreeNode):
       method: methods_lib.SparseMethod,
       sparsities: PyTree,
       rng: jax.Array,
+      apply_fn: Optional[Callable[..., Any]] = None,
       batch_stats: Optional[PyTree] = None,
+      **kwargs,
   ) -> 'TrainState':
     """Initial state: the method's masks applied to ``params``.
 
@@ -72,7 +77,9 @@ class TrainState(struct.PyTreeNode):
       method: the sparse training method.
       sparsities: per-leaf sparsities from ``get_sparsities``.
       rng: key for the initial masks and the method's random choices.
+      apply_fn: usually ``model.apply``, for the caller's own use.
       batch_stats: BatchNorm statistics, if the model has them.
+      **kwargs: fields of a subclass.
     """
     mask_rng, rng = jax.random.split(rng)
     masks = method.init_masks(mask_rng, params, sparsities)
@@ -80,6 +87,7 @@ class TrainState(struct.PyTreeNode):
     sparse_tx = transforms.sparse_optimizer(tx)
     return cls(
         step=jax.numpy.zeros((), jax.numpy.int32),
+        apply_fn=apply_fn,
         params=params,
         masks=masks,
         opt_state=sparse_tx.init(params),
@@ -89,6 +97,7 @@ class TrainState(struct.PyTreeNode):
         batch_stats=batch_stats,
         tx=sparse_tx,
         method=method,
+        **kwargs,
     )
 
   def apply_gradients(
@@ -99,9 +108,10 @@ class TrainState(struct.PyTreeNode):
     The optimizer step uses the current masks. On a topology-update step
     the method computes new masks from the weights and gradients at the
     start of the step, a method that skips the optimizer there (RigL) keeps
-    the old params and optimizer state, and the new masks zero the dropped
-    weights and the optimizer state of inactive entries (so grown entries
-    start at zero with zero state).
+    the old params and optimizer statistics (its step counters advance, so
+    schedules follow the training step), dropped weights are zeroed and
+    the optimizer state is reset wherever an entry is not active before and
+    after the update (grown entries start at zero with zero state).
 
     Args:
       grads: gradients of the loss w.r.t. ``params`` (dense: inactive
@@ -135,9 +145,10 @@ class TrainState(struct.PyTreeNode):
           topology_rng, self.step, self.params, grads, self.masks, method_state
       )
       if method.skip_optimizer_step:
-        params, opt_state = self.params, self.opt_state
-      params, opt_state = topology.zero_inactive(
-          self.tx, params, opt_state, new_masks
+        params = self.params
+        opt_state = topology.keep_counters(self.tx, self.opt_state, opt_state)
+      params, opt_state = topology.apply_new_masks(
+          self.tx, params, opt_state, self.masks, new_masks
       )
       return (
           params,

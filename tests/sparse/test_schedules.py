@@ -52,7 +52,12 @@ def test_pruning_schedule_is_cubic_and_hits_the_end():
         (lambda: schedules.UpdateSchedule(0, 10, 0), 'interval'),
         (lambda: schedules.UpdateSchedule(5, 5, 1), 'end_step'),
         (lambda: schedules.DropFraction('linear', 0.3, 10), 'schedule'),
-        (lambda: schedules.DropFraction('cosine', 0.0, 10), 'initial_fraction'),
+        (lambda: schedules.UpdateSchedule(0, -1, 2), 'end_step'),
+        (lambda: schedules.UpdateSchedule(-3, 10, 2), 'begin_step'),
+        (
+            lambda: schedules.DropFraction('cosine', -0.1, 10),
+            'initial_fraction',
+        ),
         (lambda: schedules.DropFraction('cosine', 1.5, 10), 'initial_fraction'),
         (
             lambda: schedules.DropFraction('cosine', float('nan'), 10),
@@ -77,3 +82,8 @@ def test_bad_schedule_arguments_name_the_argument(make, name):
 def test_scale_steps():
   assert schedules.scale_steps(32000, 5) == 160000
   assert schedules.scale_steps(75000, 0.5) == 37500
+
+
+def test_a_drop_fraction_of_zero_means_no_change():
+  fraction = schedules.DropFraction('cosine', 0.0, 10)
+  assert float(fraction(0)) == 0.0 and float(fraction(5)) == 0.0

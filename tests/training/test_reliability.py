@@ -35,7 +35,7 @@ BAD_VALUES = [
     ({'dataset.name': 'svhn'}, 'config.dataset.name'),
     ({'mask_update.schedule': 'linear'}, 'config.mask_update.schedule'),
     ({'mask_update.interval': 0}, 'config.mask_update.interval'),
-    ({'mask_update.drop_fraction': 0.0}, 'config.mask_update.drop_fraction'),
+    ({'mask_update.drop_fraction': -0.1}, 'config.mask_update.drop_fraction'),
     ({'mask_update.drop_fraction': 1.5}, 'config.mask_update.drop_fraction'),
     ({'mask_update.end_step': 100}, 'config.mask_update.end_step'),
     ({'method': 'pruning', 'pruning.end_step': 100}, 'config.pruning.end_step'),

@@ -131,12 +131,14 @@ class DropAndGrowMethod(base.SparseMethod):
 
   def update_masks(self, rng, step, params, grads, masks, state):
     fraction = self.drop_fraction(step)
-    scores = self.grow_scores(rng, params, grads, masks, state)
+    score_rng, tie_rng = jax.random.split(rng)
+    scores = self.grow_scores(score_rng, params, grads, masks, state)
     return masks_lib.map_masks(
-        lambda m, w, s: None
+        lambda m, w, s, seed: None
         if m is None
-        else topology.drop_and_grow(m, w, s, num_to_swap(m, fraction)),
+        else topology.drop_and_grow(m, w, s, num_to_swap(m, fraction), seed),
         masks,
         params,
         scores,
+        masks_lib.tie_seeds(tie_rng, masks),
     )

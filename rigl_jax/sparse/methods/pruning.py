@@ -138,14 +138,15 @@ class GradualPruning(base.SparseMethod):
     return counts['final'] + jnp.round(span * remaining).astype(jnp.int32)
 
   def update_masks(self, rng, step, params, grads, masks, state):
-    del rng, grads
+    del grads
     return masks_lib.map_masks(
-        lambda m, w, c: None
+        lambda m, w, c, seed: None
         if m is None
-        else topology.prune_to(m, w, self.num_active_at(step, c)),
+        else topology.prune_to(m, w, self.num_active_at(step, c), seed),
         masks,
         params,
         state['num_active'],
+        masks_lib.tie_seeds(rng, masks),
     )
 
 

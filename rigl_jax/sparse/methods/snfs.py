@@ -125,13 +125,14 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
     layers = [i for i, m in enumerate(mask_leaves) if m is not None]
     if not layers:
       return masks
+    seeds = treedef.flatten_up_to(masks_lib.tie_seeds(rng, masks))
 
     kept, swaps, mean_momentum, capacity = {}, [], [], []
     for i in layers:
       mask = mask_leaves[i]
       num_active = jnp.sum(mask, dtype=jnp.int32)
       k = drop_and_grow.num_to_swap(mask, fraction)
-      kept[i] = topology.prune_to(mask, weights[i], num_active - k)
+      kept[i] = topology.prune_to(mask, weights[i], num_active - k, seeds[i])
       swaps.append(k)
       mean_momentum.append(
           jnp.sum(jnp.where(mask, jnp.abs(emas[i]), 0.0))
@@ -147,7 +148,9 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
     new_leaves = list(mask_leaves)
     for j, i in enumerate(layers):
       grow_scores = jnp.where(kept[i], -jnp.inf, jnp.abs(emas[i]))
-      new_leaves[i] = kept[i] | topology.top_k_mask(grow_scores, regrow[j])
+      new_leaves[i] = kept[i] | topology.top_k_mask(
+          grow_scores, regrow[j], topology.other_seed(seeds[i])
+      )
     return jax.tree.unflatten(treedef, new_leaves)
 
 

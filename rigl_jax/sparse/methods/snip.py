@@ -61,7 +61,7 @@ class Snip(base.SparseMethod):
     return step == 0
 
   def update_masks(self, rng, step, params, grads, masks, state):
-    del rng, step
+    del step
     sensitivity = masks_lib.map_masks(
         lambda m, w, g: None if m is None else jnp.abs(w * g),
         masks,
@@ -70,15 +70,20 @@ class Snip(base.SparseMethod):
     )
     if not self.global_ranking:
       return masks_lib.map_masks(
-          lambda m, s, k: None if m is None else topology.top_k_mask(s, k),
+          lambda m, s, k, seed: None
+          if m is None
+          else topology.top_k_mask(s, k, seed),
           masks,
           sensitivity,
           state['num_active'],
+          masks_lib.tie_seeds(rng, masks),
       )
     scores = jax.tree.leaves(sensitivity)
     budget = sum(jax.tree.leaves(state['num_active']))
     keep = topology.top_k_mask(
-        jnp.concatenate([s.reshape(-1) for s in scores]), budget
+        jnp.concatenate([s.reshape(-1) for s in scores]),
+        budget,
+        jax.random.bits(rng, (), jnp.uint32),
     )
     leaves, treedef = jax.tree.flatten(sensitivity, is_leaf=tree_paths.is_none)
     new_leaves, offset = [], 0
