@@ -2,8 +2,18 @@ r"""WRN-22-2 on CIFAR-10, as in the RigL paper.
 
 Batch 128 for 97,656 steps (250 epochs), SGD momentum 0.9, L2 5e-4,
 learning rate 0.1 x0.2 every 30,000 steps. RigL: ΔT=100, α=0.3 cosine,
-T_end=75,000, ERK (every layer sparse); under 'uniform' the stem (the
-first layer) stays dense. Pruning from step 15,000 to 75,000 every 1,000 steps.
+T_end=75,000, ERK. Pruning from step 20,000 to 75,000 every 1,000 steps.
+
+Values the paper does not state, from the reference code
+(rigl/cifar_resnet/resnet_train_eval.py and its WideResNet model):
+- Nesterov momentum;
+- dropout 0.3 between the two convolutions of every residual block;
+- pruning begins at step 20,000 (ends at 75,000, every 1,000 steps);
+- the stem (first convolution) is never sparse (``prune_first_layer``
+  False), under every distribution;
+- learning-rate boundaries at 30,000, 60,000 and 90,000.
+The reference pads by reflection and standardizes each image; this config
+zero-pads and normalizes with the data set's per-channel mean and std.
 
 Offline from the JPEG copy in ../shared/data/cifar10:
 
@@ -37,7 +47,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.optimizer.name = 'momentum'
   config.optimizer.learning_rate = 0.1
   config.optimizer.momentum = 0.9
+  config.optimizer.nesterov = True
   config.optimizer.l2 = 5e-4
+  config.layer_sparsity = (('^stem/', 'dense'),)
+  config.model.options.dropout_rate = 0.3
   config.lr_schedule.name = 'piecewise'
   config.lr_schedule.boundaries = (30_000, 60_000, 90_000)
   config.lr_schedule.decay_factor = 0.2
@@ -46,7 +59,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.mask_update.end_step = 75_000
   config.mask_update.drop_fraction = 0.3
   config.mask_update.schedule = 'cosine'
-  config.pruning.begin_step = 15_000
+  config.pruning.begin_step = 20_000
   config.pruning.end_step = 75_000
   config.pruning.frequency = 1_000
 

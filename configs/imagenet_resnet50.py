@@ -6,6 +6,15 @@ T_end=25,000) with L2 1e-4 and the learning rate warmed up to 1.6 over 5
 epochs, then x0.1 at epochs 30, 70 and 90. Under 'uniform' the first layer
 stays dense; under 'erk' every layer is sparsified.
 
+Values the paper does not state, and their source:
+- Nesterov momentum and label smoothing 0.1: reference code
+  (rigl/imagenet_resnet/imagenet_train_eval.py);
+- ERK sparsifies the stem too: reference README and checkpoints (ERK runs
+  use ``first_layer_sparsity=-1``, uniform ones keep it dense);
+- Small-Dense sized by storage (mask bits included) against the run's
+  distribution: the reference's counting notebook (widths 0.465 / 0.34 at
+  80 / 90% ERK; 0.46 / 0.339 here).
+
 ImageNet must be prepared for TFDS first, as ArrayRecord files (manual
 download; ``python scripts/prepare_tfds.py --dataset=imagenet2012``, see
 docs/install.md); training then reads them without TensorFlow:

@@ -55,18 +55,35 @@ Table = dict[str, dict[float, Cell]]
 
 
 def row_label(
-    method: str, distribution: Optional[str], multiplier: float
+    method: str,
+    distribution: Optional[str],
+    multiplier: float,
+    big_sparse: bool = False,
 ) -> str:
-  """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'RigL 5x (ERK)'.
+  """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'Big-Sparse RigL'.
 
-  Uniform is the unmarked distribution; dense methods have none.
+  Uniform is the unmarked distribution; the dense model has none
+  (Small-Dense keeps the one of the sparse model it is sized against).
   """
   label = methods.display_name(method)
+  if big_sparse:
+    label = f'Big-Sparse {label}'
   if multiplier != 1:
     label += f' {multiplier:g}x'
-  if method not in _DENSE_METHODS and distribution:
+  if method != 'dense' and distribution:
     label += _DISTRIBUTION_SUFFIXES.get(distribution, f' ({distribution})')
   return label
+
+
+def is_big_sparse(config: Mapping[str, Any]) -> bool:
+  """A sparse model wider than the dense model its FLOPs compare with."""
+  model = config.get('model', {})
+  reference = model.get('reference_width')
+  return (
+      config['method'] not in _DENSE_METHODS
+      and reference is not None
+      and model.get('width', 1.0) > reference
+  )
 
 
 def _method_order(label_and_method: tuple[str, str]) -> tuple[int, str]:
@@ -114,12 +131,12 @@ def default_metric(results: Sequence[dict[str, Any]]) -> str:
 def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
   """(row label, sparsity) of a run's config; dense runs at sparsity 0."""
   method = config['method']
-  dense = method in _DENSE_METHODS
   return (
       row_label(
           method,
-          None if dense else config['distribution'],
+          None if method == 'dense' else config['distribution'],
           float(config['training_multiplier']),
+          is_big_sparse(config),
       ),
       0.0 if method == 'dense' else float(config['sparsity']),
   )
@@ -161,8 +178,29 @@ def _with(
 ) -> ml_collections.ConfigDict:
   config = copy.deepcopy(config)
   for key, value in values.items():
-    config[key] = value
+    *parents, field = key.split('.')
+    block = config
+    for parent in parents:
+      block = block[parent]
+    block[field] = value
   return config
+
+
+@dataclasses.dataclass(frozen=True)
+class BigSparse:
+  """The paper's Big-Sparse rows: wider sparse models.
+
+  Attributes:
+    widths: the model's width at each sparsity.
+    methods: the methods of its rows.
+    reference_width: the dense model its FLOPs compare with.
+    overrides: other config values of its runs.
+  """
+
+  widths: Mapping[float, float]
+  methods: tuple[str, ...] = ('rigl',)
+  reference_width: float = 1.0
+  overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def flops_table(
@@ -173,37 +211,61 @@ def flops_table(
     multipliers: Sequence[float],
     results: Sequence[dict[str, Any]] = (),
     metric: str = 'accuracy',
+    big_sparse: Optional[BigSparse] = None,
 ) -> Table:
   """Rows of every method variant, FLOPs from ``build.flops_report``.
 
   Runs in ``results`` whose config has a cell's method, sparsity,
   distribution and multiplier give that cell its metric values.
+  ``big_sparse`` adds the paper's Big-Sparse rows.
   """
-  for name in method_names:
+  for name in tuple(method_names) + (big_sparse.methods if big_sparse else ()):
     methods.get_method_class(name)  # A clear error for a typo.
   by_cell = collections.defaultdict(list)
   for run in results:
     by_cell[cell_key(run['config'])].append(float(run['eval'][metric]))
+
+  def cell(overrides):
+    report = build.flops_report(_with(config, **overrides))
+    return Cell(
+        report['train_flops_ratio'],
+        report['inference_flops_ratio'],
+        tuple(by_cell.get(cell_key(_with(config, **overrides)), ())),
+    )
+
   table: Table = {}
   for name in method_names:
     dense = name == 'dense'
     for distribution in distributions[:1] if dense else distributions:
       for multiplier in multipliers:
-        cells = {}
-        for sparsity in (0.0,) if dense else sparsities:
-          run = {
-              'method': name,
-              'sparsity': sparsity,
-              'distribution': distribution,
-              'training_multiplier': multiplier,
-          }
-          report = build.flops_report(_with(config, **run))
-          cells[sparsity] = Cell(
-              report['train_flops_ratio'],
-              report['inference_flops_ratio'],
-              tuple(by_cell.get(cell_key(run), ())),
-          )
-        table[row_label(name, distribution, multiplier)] = cells
+        table[row_label(name, distribution, multiplier)] = {
+            sparsity: cell(
+                {
+                    'method': name,
+                    'sparsity': sparsity,
+                    'distribution': distribution,
+                    'training_multiplier': multiplier,
+                }
+            )
+            for sparsity in ((0.0,) if dense else sparsities)
+        }
+  if big_sparse:
+    for name in big_sparse.methods:
+      for distribution in distributions:
+        table[row_label(name, distribution, 1.0, big_sparse=True)] = {
+            sparsity: cell(
+                {
+                    'method': name,
+                    'sparsity': sparsity,
+                    'distribution': distribution,
+                    'training_multiplier': 1.0,
+                    'model.width': width,
+                    'model.reference_width': big_sparse.reference_width,
+                    **big_sparse.overrides,
+                }
+            )
+            for sparsity, width in big_sparse.widths.items()
+        }
   return table
 
 

@@ -10,6 +10,9 @@ results.json files of finished runs are given:
       --methods=rigl,set --sparsities=0.8,0.9 \
       --results=/tmp/runs/*/results.json
 
+``--big_sparse=0.75:1.98`` adds the paper's Big-Sparse rows (RigL at width
+1.98 at 75% sparsity, FLOPs against the width-1 dense model);
+``--big_sparse_set=key=value`` sets other config values of those rows.
 Config overrides (``--config.key=value``) apply to every cell. Runs match a
 cell by their config's method, sparsity, distribution and training
 multiplier (dense runs by method and multiplier); runs of one cell (e.g.
@@ -24,6 +27,8 @@ from ml_collections import config_flags
 
 from rigl_jax import errors
 from rigl_jax import reports
+from rigl_jax import sweeps
+from rigl_jax.training import config as config_lib
 from rigl_jax.sparse import methods
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -47,6 +52,15 @@ _MULTIPLIERS = flags.DEFINE_list(
 _RESULTS = flags.DEFINE_list(
     'results', [], 'results.json files (glob patterns) of finished runs.'
 )
+_BIG_SPARSE = flags.DEFINE_list(
+    'big_sparse', [], 'sparsity:width pairs of Big-Sparse rows.'
+)
+_BIG_SPARSE_METHODS = flags.DEFINE_list(
+    'big_sparse_methods', ['rigl'], 'Methods of the Big-Sparse rows.'
+)
+_BIG_SPARSE_SET = flags.DEFINE_multi_string(
+    'big_sparse_set', [], 'key=value for the Big-Sparse rows only.'
+)
 _METRIC = flags.DEFINE_string(
     'metric', 'accuracy', "The key in results.json's 'eval' to report."
 )
@@ -57,6 +71,22 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   results = reports.load_results(_RESULTS.value) if _RESULTS.value else []
   sparsities = [float(s) for s in _SPARSITIES.value]
+  big_sparse = None
+  if _BIG_SPARSE.value:
+    widths = {}
+    for pair in _BIG_SPARSE.value:
+      sparsity, sep, width = pair.partition(':')
+      if not sep:
+        raise app.UsageError(f'--big_sparse: {pair!r} is not sparsity:width')
+      widths[float(sparsity)] = float(width)
+    big_sparse = reports.BigSparse(
+        widths=widths,
+        methods=tuple(_BIG_SPARSE_METHODS.value),
+        overrides={
+            key: config_lib.parse_value(value)
+            for key, value in sweeps.parse_pairs(_BIG_SPARSE_SET.value).items()
+        },
+    )
   try:
     table = reports.flops_table(
         _CONFIG.value,
@@ -66,6 +96,7 @@ def main(argv: list[str]) -> None:
         [float(m) for m in _MULTIPLIERS.value],
         results,
         _METRIC.value,
+        big_sparse,
     )
     reference = reports.dense_reference(_CONFIG.value)
   except errors.RunError as e:

@@ -24,10 +24,12 @@ class PreActBlock(nn.Module):
   Attributes:
     features: output channels.
     strides: stride of the first convolution (and of the projection).
+    dropout_rate: dropout between the two convolutions while training.
   """
 
   features: int
   strides: int = 1
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -47,6 +49,8 @@ class PreActBlock(nn.Module):
         name='conv1',
     )(y)
     y = nn.relu(batch_norm.batch_norm(train, name='bn2')(y))
+    if self.dropout_rate:
+      y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     y = conv(self.features, (3, 3), padding=((1, 1), (1, 1)), name='conv2')(y)
     return y + shortcut
 
@@ -59,12 +63,15 @@ class WideResNet(nn.Module):
     width: multiplier of every channel count (on top of ``widen_factor``).
     depth: total depth; (depth - 4) must be divisible by 6.
     widen_factor: k, the widening of the three groups.
+    dropout_rate: dropout inside every block while training (needs a
+      'dropout' key in ``apply``'s ``rngs``).
   """
 
   num_classes: int = 10
   width: float = 1.0
   depth: int = 22
   widen_factor: int = 2
+  dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -85,7 +92,10 @@ class WideResNet(nn.Module):
       for block in range(blocks_per_group):
         strides = 2 if group > 0 and block == 0 else 1
         x = PreActBlock(
-            features, strides, name=f'group{group + 1}_block{block}'
+            features,
+            strides,
+            self.dropout_rate,
+            name=f'group{group + 1}_block{block}',
         )(x, train)
     x = nn.relu(batch_norm.batch_norm(train, name='final_bn')(x))
     x = jnp.mean(x, axis=(1, 2))

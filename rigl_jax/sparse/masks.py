@@ -45,6 +45,15 @@ def random_scores(rng: jax.Array, template: PyTree, params: PyTree) -> PyTree:
   return jax.tree.unflatten(treedef, scores)
 
 
+def tie_seeds(rng: jax.Array, template: PyTree) -> PyTree:
+  """A uint32 seed per leaf where ``template`` is not None (one draw)."""
+  leaves, treedef = jax.tree.flatten(template, is_leaf=tree_paths.is_none)
+  seeds = iter(jax.random.bits(rng, (max(1, len(leaves)),), jnp.uint32))
+  return jax.tree.unflatten(
+      treedef, [None if leaf is None else next(seeds) for leaf in leaves]
+  )
+
+
 def random_masks(rng: jax.Array, params: PyTree, sparsities: PyTree) -> PyTree:
   """Uniformly random masks with ``round((1 - s) * N)`` active entries.
 
@@ -110,6 +119,24 @@ def num_nonzero_params(params: PyTree, sparsities: PyTree) -> int:
       size if s is None else num_active_for(s, size)
       for s, size in zip(leaves, sizes)
   )
+
+
+# Bits of one stored weight (float32), as the RigL paper counts model size.
+BITS_PER_WEIGHT = 32
+
+
+def size_in_bits(params: PyTree, sparsities: PyTree) -> int:
+  """Storage of a model at ``sparsities``, as the RigL paper counts it.
+
+  32 bits per nonzero weight and one mask bit per entry of every sparse
+  leaf (sparsity > 0): the size its Small-Dense baselines match.
+  """
+  leaves, treedef = jax.tree.flatten(sparsities, is_leaf=tree_paths.is_none)
+  sizes = [int(np.prod(p.shape)) for p in treedef.flatten_up_to(params)]
+  mask_bits = sum(
+      size for s, size in zip(leaves, sizes) if s is not None and s > 0
+  )
+  return BITS_PER_WEIGHT * num_nonzero_params(params, sparsities) + mask_bits
 
 
 def num_params(params: PyTree) -> int:

@@ -10,7 +10,10 @@ before any data loading or compilation, naming its key.
 """
 
 import dataclasses
-from typing import Any
+import functools
+import math
+import re
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -89,15 +92,49 @@ def create_model(
   )
 
 
-def get_sparsities(run: ml_collections.ConfigDict, params: Any) -> Any:
-  """Per-layer sparsities of ``params`` under the config's distribution."""
+def get_sparsities(
+    run: ml_collections.ConfigDict, params: Any, rules: Any = None
+) -> Any:
+  """Per-layer sparsities of ``params`` under the config's distribution.
+
+  ``rules`` replace ``config.layer_sparsity`` when given.
+  """
   return distributions.get_sparsities(
       params,
       run.sparsity,
       run.distribution,
-      rules=run.layer_sparsity,
+      rules=run.layer_sparsity if rules is None else rules,
       first_layer=models.FIRST_LAYERS[run.model.name],
       erk_power_scale=run.erk_power_scale,
+  )
+
+
+def _layer_sparsities(
+    run: ml_collections.ConfigDict,
+    spec: dataset_specs.DatasetSpec,
+    params: Any,
+) -> Any:
+  """Per-layer sparsities; with a reference width, those of that model.
+
+  A Big-Sparse model (the paper's MobileNet v1 at width 1.98) keeps the
+  per-layer sparsities of the width-1 model, as the reference computed its
+  FLOPs; under 'uniform' it makes no difference.
+  """
+  width = _reference_width(run)
+  if width is None:
+    return get_sparsities(run, params)
+  reference = abstract_variables(create_model(run, spec, width), spec)
+  return get_sparsities(run, reference['params'])
+
+
+def _sparse_model_size(
+    run: ml_collections.ConfigDict, params: Any, rules: Any
+) -> methods.base.SparseModelSize:
+  """Nonzeros and storage of the config's sparse model under ``rules``."""
+  sparsities = get_sparsities(run, params, rules)
+  return methods.base.SparseModelSize(
+      nonzeros=masks_lib.num_nonzero_params(params, sparsities),
+      bits=masks_lib.size_in_bits(params, sparsities),
   )
 
 
@@ -135,6 +172,42 @@ def _check_sparse_layers(
   )
 
 
+def _reference_model(
+    run: ml_collections.ConfigDict,
+    spec: dataset_specs.DatasetSpec,
+    base_model: nn.Module,
+) -> nn.Module:
+  """The dense model whose FLOPs the ratios divide by."""
+  width = _reference_width(run)
+  return base_model if width is None else create_model(run, spec, width)
+
+
+def _reference_width(run: ml_collections.ConfigDict) -> Optional[float]:
+  """``model.reference_width`` if it differs from the model's width."""
+  width = run.model.reference_width
+  if width is None or width == run.model.width:
+    return None
+  checks.require(
+      math.isfinite(width) and width > 0,
+      'model.reference_width',
+      f'must be a positive number, got {width!r}',
+  )
+  return width
+
+
+def _check_l2_exclude(run: ml_collections.ConfigDict, params: Any) -> None:
+  """Every exemption from L2 names some kernel (a typo would exempt none)."""
+  names = [
+      name for name, leaf in tree_paths.named_leaves(params) if leaf.ndim >= 2
+  ]
+  for pattern in run.optimizer.l2_exclude:
+    checks.require(
+        any(re.search(pattern, name) for name in names),
+        'optimizer.l2_exclude',
+        f'{pattern!r} matches no kernel; kernels are {names}',
+    )
+
+
 def _check_devices(run: ml_collections.ConfigDict) -> None:
   for key in ('batch_size', 'eval_batch_size'):
     checks.require(
@@ -164,14 +237,14 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     spec = dataset_specs.get_spec(run.dataset)
     base_model = create_model(run, spec, run.model.width)
     base_params = abstract_variables(base_model, spec)['params']
-    sparsities = get_sparsities(run, base_params)
+    sparsities = _layer_sparsities(run, spec, base_params)
     _check_sparse_layers(method, sparsities, base_params)
     width = method.model_width(
         run.model.width,
         lambda w: masks_lib.num_params(
             abstract_variables(create_model(run, spec, w), spec)['params']
         ),
-        masks_lib.num_nonzero_params(base_params, sparsities),
+        functools.partial(_sparse_model_size, run, base_params),
     )
     model = (
         base_model
@@ -186,12 +259,15 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     if not method.uses_masks:
       sparsities = jax.tree.map(lambda _: None, params)
     tx = optimizers.create_optimizer(run)
+    _check_l2_exclude(run, params)
     preprocess = data.device_preprocess(run.dataset.name)
     costs = costs_lib.CostModel.of(
         run=run,
         method=method,
         trained=costs_lib.model_cost(model, spec),
-        dense=costs_lib.model_cost(base_model, spec),
+        dense=costs_lib.model_cost(
+            _reference_model(run, spec, base_model), spec
+        ),
         sparsities=dict(tree_paths.named_leaves(sparsities)),
         baseline_steps=config.num_train_steps,
         width=width,

@@ -31,6 +31,7 @@ SAFE_TO_CHANGE = (
     'dataset.tfds_data_dir',
     'dataset.num_workers',
     'dataset.device_resident',
+    'model.reference_width',  # Only the reported FLOPs ratios.
 )
 
 

@@ -99,6 +99,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = 'lenet300_100'
   config.model.width = 1.0
+  # The width of the dense model that FLOPs ratios compare with (None: the
+  # model's own); 1.0 for the paper's Big-Sparse models.
+  config.model.reference_width = ml_collections.config_dict.placeholder(float)
   # Extra keyword arguments of the model's constructor.
   config.model.options = ml_collections.ConfigDict()
 
@@ -108,6 +111,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.optimizer.momentum = 0.9
   config.optimizer.nesterov = False
   config.optimizer.l2 = 0.0  # added to the gradients of kernels (ndim >= 2)
+  # Regexes of parameter paths exempt from L2 and weight decay.
+  config.optimizer.l2_exclude = ()
   config.optimizer.weight_decay = 0.0  # decoupled, adamw only
   config.optimizer.grad_clip_value = 0.0  # 0 disables
   config.optimizer.grad_clip_norm = 0.0  # 0 disables
@@ -125,7 +130,8 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+  """A Python literal, or the text itself (as ``key=value`` overrides)."""
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
@@ -214,7 +220,7 @@ def apply_arg(
         )
       variants[item](config)
       continue
-    set_values(config, {key.strip(): _parse_value(value.strip())})
+    set_values(config, {key.strip(): parse_value(value.strip())})
   return config
 
 

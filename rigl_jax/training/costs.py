@@ -173,6 +173,19 @@ def _nonzero_params(
   return total
 
 
+def _size_bits(
+    param_shapes: Mapping[str, tuple[int, ...]], sparsities: Sparsities
+) -> int:
+  """32 bits per nonzero, a mask bit per entry of a sparse leaf."""
+  mask_bits = sum(
+      math.prod(param_shapes[path]) for path, s in sparsities.items() if s > 0
+  )
+  return (
+      masks_lib.BITS_PER_WEIGHT * _nonzero_params(param_shapes, sparsities)
+      + mask_bits
+  )
+
+
 @dataclasses.dataclass(frozen=True)
 class CostModel:
   """What the paper's cost columns of a run are computed from.
@@ -234,7 +247,8 @@ class CostModel:
         dense methods.
 
     Returns:
-      'method', 'width', 'params', 'nonzero_params', 'dense_inference_flops',
+      'method', 'width', 'params', 'nonzero_params', 'size_bits' (32 per
+      nonzero, one per mask entry), 'dense_inference_flops',
       'inference_flops', 'inference_flops_ratio', 'train_steps',
       'batch_size', 'train_flops', 'dense_train_flops' (dense model, 1x
       schedule), 'train_flops_ratio', 'unattributed_flops' (products of
@@ -267,6 +281,7 @@ class CostModel:
         'nonzero_params': _nonzero_params(
             self.trained.param_shapes, sparsities
         ),
+        'size_bits': _size_bits(self.trained.param_shapes, sparsities),
         'dense_inference_flops': dense_flops,
         'inference_flops': sparse_flops,
         'inference_flops_ratio': sparse_flops / dense_flops,

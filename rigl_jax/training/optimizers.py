@@ -4,7 +4,9 @@ Both check the values they read and raise ``checks.InvalidArgument`` naming
 the config key.
 """
 
+from collections.abc import Callable
 import math
+import re
 from typing import Any
 
 import jax
@@ -14,6 +16,7 @@ import optax
 
 from rigl_jax.sparse import checks
 from rigl_jax.sparse import transforms
+from rigl_jax.sparse import tree_paths
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
 LR_SCHEDULES = ('constant', 'piecewise', 'cosine')
@@ -89,9 +92,22 @@ def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   )
 
 
-def _kernels(params):
-  """L2 and weight decay apply to kernels and embeddings, not to biases."""
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+def _regularized(exclude: tuple[str, ...]) -> Callable[[Any], Any]:
+  """L2 and weight decay apply to kernels and embeddings, not to biases,
+  nor to parameters whose path matches a regex of ``exclude``."""
+  patterns = [re.compile(pattern) for pattern in exclude]
+
+  def mask(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: p.ndim >= 2
+        and not any(
+            pattern.search(tree_paths.key_path_to_str(path))
+            for pattern in patterns
+        ),
+        params,
+    )
+
+  return mask
 
 
 def create_optimizer(
@@ -121,19 +137,30 @@ def create_optimizer(
       'optimizer.momentum',
       f'must be in [0, 1), got {opt.momentum!r}',
   )
+  exclude = tuple(opt.l2_exclude)
+  for pattern in exclude:
+    try:
+      re.compile(pattern)
+    except (re.error, TypeError) as e:
+      raise checks.InvalidArgument(
+          'optimizer.l2_exclude', f'{pattern!r} is not a regex: {e}'
+      ) from None
+  regularized = _regularized(exclude)
   parts = []
   if opt.grad_clip_value > 0:
     parts.append(optax.clip(opt.grad_clip_value))
   if opt.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(opt.grad_clip_norm))
   if opt.l2 > 0:
-    parts.append(optax.add_decayed_weights(opt.l2, mask=_kernels))
+    parts.append(optax.add_decayed_weights(opt.l2, mask=regularized))
   if opt.name == 'momentum':
     parts.append(optax.trace(decay=opt.momentum, nesterov=opt.nesterov))
   elif opt.name in ('adam', 'adamw'):
     parts.append(optax.scale_by_adam())
     if opt.name == 'adamw':
-      parts.append(optax.add_decayed_weights(opt.weight_decay, mask=_kernels))
+      parts.append(
+          optax.add_decayed_weights(opt.weight_decay, mask=regularized)
+      )
   parts.append(
       transforms.scale_by_schedule_at_step(learning_rate_schedule(config))
   )

@@ -31,6 +31,8 @@ BatchLoader = Callable[[Any, jax.Array], Batch]
 NEVER = np.iinfo(np.int32).max
 # Folded into the run's seed for the data augmentation key of each step.
 _AUGMENTATION_STREAM = 0x5EED
+# Separates the dropout keys from the augmentation keys of the same seed.
+_DROPOUT_STREAM = 0xD80
 
 
 @flax.struct.dataclass
@@ -119,16 +121,21 @@ def apply_model(
     batch_stats: Optional[Any],
     inputs: jax.Array,
     train: bool,
+    dropout_rng: Optional[jax.Array] = None,
 ) -> tuple[jax.Array, Any]:
-  """Logits, and the updated BatchNorm statistics when training."""
+  """Logits, and the updated BatchNorm statistics when training.
+
+  ``dropout_rng`` feeds the models' dropout layers when training.
+  """
   variables = {'params': params}
+  rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
   if batch_stats is None:
-    return model.apply(variables, inputs, train=train), None
+    return model.apply(variables, inputs, train=train, rngs=rngs), None
   variables['batch_stats'] = batch_stats
   if not train:
     return model.apply(variables, inputs, train=False), batch_stats
   logits, updates = model.apply(
-      variables, inputs, train=True, mutable=['batch_stats']
+      variables, inputs, train=True, mutable=['batch_stats'], rngs=rngs
   )
   return logits, updates['batch_stats']
 
@@ -147,6 +154,13 @@ def augmentation_key(seed: int, step: jax.Array) -> jax.Array:
   """The data augmentation key of ``step``: a function of (seed, step)."""
   return jax.random.fold_in(
       jax.random.fold_in(jax.random.key(seed), _AUGMENTATION_STREAM), step
+  )
+
+
+def dropout_key(seed: int, step: jax.Array) -> jax.Array:
+  """The dropout key of ``step``: a function of (seed, step)."""
+  return jax.random.fold_in(
+      jax.random.fold_in(jax.random.key(seed), _DROPOUT_STREAM), step
   )
 
 
@@ -183,7 +197,12 @@ def make_train_step(
 
     def loss_fn(params):
       logits, batch_stats = apply_model(
-          model, params, state.batch_stats, batch['inputs'], train=True
+          model,
+          params,
+          state.batch_stats,
+          batch['inputs'],
+          train=True,
+          dropout_rng=dropout_key(seed, state.step),
       )
       per_label = cross_entropy(logits, batch['labels'], label_smoothing)
       loss = jnp.sum(per_label * weights) / jnp.maximum(jnp.sum(weights), 1)

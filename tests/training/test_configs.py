@@ -63,6 +63,63 @@ def test_uniform_keeps_the_first_layer_dense_and_erk_does_not():
       )
 
 
+def test_wrn_follows_the_reference_recipe_where_the_paper_is_silent():
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from rigl_jax.training import build  # pylint: disable=g-import-not-at-top
+
+  config = load_config('cifar10_wrn22_2')
+  assert config.optimizer.nesterov and config.pruning.begin_step == 20_000
+  setup = build.build(load_config('cifar10_wrn22_2', 'smoke'))
+  assert setup.sparsities['stem']['kernel'] is None  # Dense under ERK.
+  assert setup.model.dropout_rate == 0.3
+  x = jnp.ones((2, 32, 32, 3))
+  variables = setup.model.init(jax.random.key(0), x)
+
+  def logits(key):
+    out, _ = setup.model.apply(
+        variables,
+        x,
+        train=True,
+        rngs={'dropout': jax.random.key(key)},
+        mutable=['batch_stats'],
+    )
+    return out
+
+  assert not jnp.allclose(logits(1), logits(2))
+  np.testing.assert_array_equal(
+      setup.model.apply(variables, x), setup.model.apply(variables, x)
+  )
+
+
+def test_mobilenet_l2_is_the_papers_and_spares_depthwise_kernels():
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from rigl_jax.training import build  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import optimizers  # pylint: disable=g-import-not-at-top
+
+  config = load_config('imagenet_mobilenet_v1', 'smoke')
+  assert config.optimizer.l2 == 1e-4
+  setup = build.build(config)
+  params = jax.tree.map(
+      lambda p: jnp.ones(p.shape, p.dtype), setup.abstract_params
+  )
+  config.optimizer.learning_rate = 1.0
+  config.optimizer.momentum = 0.0
+  config.lr_schedule.warmup_steps = 0
+  tx = optimizers.create_optimizer(config)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params, step=0)
+  assert float(jnp.abs(updates['block1']['depthwise']['kernel']).max()) == 0
+  assert float(updates['block1']['pointwise']['kernel'].max()) < 0
+  bad = load_config('imagenet_mobilenet_v1', 'smoke')
+  bad.optimizer.l2_exclude = ('depthwize',)
+  with pytest.raises(run_config.ConfigError, match='optimizer.l2_exclude'):
+    build.build(bad)
+
+
 def data_for(name, tmp_path, mnist_dir, monkeypatch):
   """Overrides that feed the config's smoke run with small local data."""
   if name == 'mnist_lenet300':

@@ -257,6 +257,94 @@ def test_small_dense_is_narrower_and_measured_sparsities_override():
     )
 
 
+def test_small_dense_matches_size_by_default_and_params_on_request():
+  from rigl_jax.sparse import masks as masks_lib  # pylint: disable=g-import-not-at-top
+
+  sparse = build.flops_report(_mnist_config(method='static'))
+  by_size = build.flops_report(_mnist_config(method='small_dense'))
+  by_params = build.flops_report(
+      _mnist_config(method='small_dense', **{'small_dense.match': 'params'})
+  )
+  bits = masks_lib.BITS_PER_WEIGHT
+  # The sparse model stores a mask bit per entry of its sparse kernels
+  # (ERK keeps the last layer dense here).
+  mask_bits = sum(
+      np.prod(layer['shape'])
+      for layer in sparse['layers']
+      if layer['sparsity'] > 0
+  )
+  assert mask_bits == 784 * 300 + 300 * 100
+  target = sparse['nonzero_params'] + mask_bits / bits
+  assert by_params['width'] < by_size['width']
+  assert abs(by_size['params'] - target) < abs(by_params['params'] - target)
+  assert abs(by_params['params'] - sparse['nonzero_params']) <= 785 + 101
+  assert by_size['size_bits'] == bits * by_size['params']
+  assert sparse['size_bits'] == bits * sparse['nonzero_params'] + mask_bits
+  with pytest.raises(run_config.ConfigError, match='small_dense.match'):
+    build.build(
+        _mnist_config(method='small_dense', **{'small_dense.match': 'bits'})
+    )
+
+
+def _imagenet(name, **overrides):
+  return run_config.set_values(
+      run_config.load(os.path.join(fixtures.REPO_ROOT, 'configs', name)),
+      overrides,
+  )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    'name,sparsity,width,flops_ratio',
+    [
+        # Widths of the reference's counting notebooks. At 80% the paper's
+        # Table 2 lists 0.20x, below the 0.22x of the notebook's own width.
+        ('imagenet_resnet50.py', 0.8, 0.465, 0.22),
+        ('imagenet_resnet50.py', 0.9, 0.34, 0.12),
+        ('imagenet_mobilenet_v1.py', 0.75, 0.47, 0.23),
+        ('imagenet_mobilenet_v1.py', 0.85, 0.353, 0.14),
+        ('imagenet_mobilenet_v1.py', 0.9, 0.285, 0.09),
+        ('imagenet_mobilenet_v1.py', 0.95, 0.204, 0.05),
+    ],
+)
+def test_small_dense_widths_of_the_paper(name, sparsity, width, flops_ratio):
+  report = build.flops_report(
+      _imagenet(
+          name, method='small_dense', sparsity=sparsity, distribution='erk'
+      )
+  )
+  assert report['width'] == pytest.approx(width, abs=0.006)
+  assert report['inference_flops_ratio'] == pytest.approx(
+      flops_ratio, abs=0.006
+  )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    'distribution,ratio', [('uniform', 0.98), ('erk', 1.91)]
+)
+def test_big_sparse_compares_with_the_width_one_dense_model(
+    distribution, ratio
+):
+  overrides = {
+      'method': 'rigl',
+      'sparsity': 0.75,
+      'distribution': distribution,
+      'model.width': 1.98,
+      'layer_sparsity': (('^stem/', 'dense'),),
+  }
+  own = build.flops_report(_imagenet('imagenet_mobilenet_v1.py', **overrides))
+  big = build.flops_report(
+      _imagenet(
+          'imagenet_mobilenet_v1.py',
+          **overrides,
+          **{'model.reference_width': 1.0},
+      )
+  )
+  assert big['inference_flops_ratio'] == pytest.approx(ratio, abs=0.01)
+  assert own['inference_flops_ratio'] < 0.6  # Against its own width.
+
+
 # ---------------------------------------------------------------------------
 # Paper architectures: dense FLOPs at 224x224 (tracing only, no compilation).
 

@@ -32,6 +32,19 @@ ConfigBlock = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
+class SparseModelSize:
+  """How big the config's sparse model is (what Small-Dense matches).
+
+  Attributes:
+    nonzeros: its nonzero parameters.
+    bits: its storage: 32 bits per nonzero and a mask bit per sparse entry.
+  """
+
+  nonzeros: int
+  bits: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Unset:
   """A config default of None whose overrides must have ``type``."""
 
@@ -80,10 +93,18 @@ class SparseMethod:
       self,
       width: float,
       num_params_at: Callable[[float], int],
-      sparse_nonzeros: int,
+      sparse_model: Callable[[Any], 'SparseModelSize'],
   ) -> float:
-    """The width multiplier of the model this method trains."""
-    del num_params_at, sparse_nonzeros
+    """The width multiplier of the model this method trains.
+
+    Args:
+      width: the config's width multiplier.
+      num_params_at: the parameter count of the model at a width.
+      sparse_model: the size of the config's sparse model at ``width``
+        given per-layer rules (as ``config.layer_sparsity``; None: the
+        config's own).
+    """
+    del num_params_at, sparse_model
     return width
 
   def train_flops(self, costs: flops.RunCosts) -> float:
