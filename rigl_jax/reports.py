@@ -18,10 +18,12 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
+from absl import logging
 import ml_collections
 
 from rigl_jax.sparse import methods
 from rigl_jax.training import build
+from rigl_jax.training import config as config_lib
 
 # Metrics where lower is better; the others are accuracies.
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
@@ -142,8 +144,66 @@ def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
   )
 
 
+# Keys that place a run in a table (its row and column) or tell seeds apart.
+_CELL_KEYS = (
+    'method',
+    'sparsity',
+    'distribution',
+    'training_multiplier',
+    'model.width',
+    'model.reference_width',
+    'seed',
+)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = (
+          tuple(value) if isinstance(value, list) else value
+      )
+  return flat
+
+
+def _hashable(value: Any) -> Any:
+  if isinstance(value, (list, tuple)):
+    return tuple(_hashable(v) for v in value)
+  return value
+
+
+def varying_keys(results: Sequence[dict[str, Any]]) -> list[str]:
+  """Config keys whose values differ between runs, besides the table's own.
+
+  Runs that differ in such a key (a learning rate, a drop fraction) are not
+  seeds of one cell: they get rows of their own.
+  """
+  flats = [_flatten(run['config']) for run in results]
+  keys = sorted(set().union(*flats)) if flats else []
+  neutral = set(_CELL_KEYS) | set(config_lib.SAFE_TO_CHANGE)
+  return [
+      key
+      for key in keys
+      if key not in neutral
+      and len({_hashable(flat.get(key)) for flat in flats}) > 1
+  ]
+
+
+def _variant(config: Mapping[str, Any], keys: Sequence[str]) -> str:
+  flat = _flatten(config)
+  return ', '.join(f'{key}={flat.get(key)!r}' for key in keys)
+
+
 def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
-  """Runs of the same row and sparsity (seeds) share a cell."""
+  """Runs of the same row and sparsity that differ only in seed share a cell.
+
+  Runs that also differ in another config key get separate rows, labelled
+  with those keys' values; two runs of one cell with the same seed are
+  reported as a warning (they are averaged as if they were seeds).
+  """
+  keys = varying_keys(results)
   buckets = collections.defaultdict(list)
   method_of = {}
   for run in results:
@@ -152,9 +212,23 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
           f'a run has no eval metric {metric!r}; it has '
           f'{sorted(run["eval"])}'
       )
-    key = cell_key(run['config'])
-    buckets[key].append(run)
-    method_of[key[0]] = run['config']['method']
+    label, sparsity = cell_key(run['config'])
+    if keys:
+      label += f' [{_variant(run["config"], keys)}]'
+    buckets[label, sparsity].append(run)
+    method_of[label] = run['config']['method']
+  for (label, sparsity), runs in buckets.items():
+    seeds = [run['config'].get('seed') for run in runs]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
+    if repeated:
+      logging.warning(
+          '%s at sparsity %g: %d runs share seed(s) %s; they are averaged '
+          'as if they were different seeds',
+          label,
+          sparsity,
+          len(runs),
+          repeated,
+      )
   table: Table = {}
   for label, _ in sorted(method_of.items(), key=_method_order):
     table[label] = {

@@ -3,7 +3,10 @@
 An experiment file (``experiments/*.py``) defines ``CONFIG`` (a config path)
 and ``runs()``, a list of dicts of config overrides (a run's 'config' key
 replaces ``CONFIG``). Every run gets its own workdir under a root, named by
-its overrides. ``scripts/sweep.py`` is the command line.
+its overrides and by every ``--set`` value that can change its result; a
+run whose workdir holds a results.json is skipped only when the config
+stored there has every one of its values. ``scripts/sweep.py`` is the
+command line.
 """
 
 from concurrent import futures
@@ -13,9 +16,18 @@ import shlex
 import subprocess
 import sys
 import threading
+import json
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+from rigl_jax.training import config as config_lib
+
+# Keys that cannot change a run's result do not name workdirs (a run may
+# be resumed with other values, and num_train_steps does change it).
+_RESULT_NEUTRAL_KEYS = tuple(
+    key for key in config_lib.SAFE_TO_CHANGE if key != 'num_train_steps'
+)
 
 
 def load_experiment(path: str) -> tuple[str, list[dict[str, Any]]]:
@@ -31,11 +43,17 @@ def load_experiment(path: str) -> tuple[str, list[dict[str, Any]]]:
   return module.CONFIG, list(module.runs())
 
 
+def _as_tuples(value: Any) -> Any:
+  if isinstance(value, (tuple, list)):
+    return tuple(_as_tuples(v) for v in value)
+  return value
+
+
 def _format(value: Any) -> str:
   if isinstance(value, float):
     return f'{value:g}'
   if isinstance(value, (tuple, list)):
-    return repr(tuple(value))
+    return repr(_as_tuples(value))  # JSON stores tuples as lists.
   return str(value)
 
 
@@ -84,10 +102,50 @@ def expand(
   for overrides in runs:
     if any(_format(overrides.get(k)) != v for k, v in only.items()):
       continue
-    workdir = os.path.join(root, name, run_name(overrides))
+    named = {
+        **overrides,
+        **{k: v for k, v in extra.items() if k not in _RESULT_NEUTRAL_KEYS},
+    }
+    workdir = os.path.join(root, name, run_name(named))
     config = overrides.get('config', default_config)
     selected.append((workdir, command(config, overrides, extra, workdir)))
   return selected
+
+
+def _stored_value(config: Mapping[str, Any], key: str) -> Any:
+  node: Any = config
+  for part in key.split('.'):
+    if not isinstance(node, Mapping) or part not in node:
+      return _MISSING
+    node = node[part]
+  return node
+
+
+_MISSING = object()
+
+
+def stored_config_mismatch(workdir: str, args: Sequence[str]) -> Optional[str]:
+  """How results.json's config differs from a command's overrides, or None.
+
+  Compares every ``--config.key=value`` of ``args`` (data paths excepted)
+  with the config stored in ``workdir/results.json``.
+  """
+  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+    stored = json.load(f).get('config', {})
+  differences = []
+  for arg in args:
+    if not arg.startswith('--config.'):
+      continue
+    key, _, text = arg[len('--config.') :].partition('=')
+    if key in _RESULT_NEUTRAL_KEYS:
+      continue
+    value = _stored_value(stored, key)
+    if value is _MISSING or _format(value) != _format(
+        config_lib.parse_value(text)
+    ):
+      shown = 'missing' if value is _MISSING else _format(value)
+      differences.append(f'{key}: stored {shown}, wanted {text}')
+  return '; '.join(differences) or None
 
 
 # Of an accelerator's memory, the part the parallel runs share.
@@ -112,8 +170,9 @@ def run_environment(parallel: int) -> dict[str, str]:
 def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
   """Runs the commands, ``parallel`` at a time; returns the failed workdirs.
 
-  Each run logs to ``workdir/log.txt``; runs with a results.json are
-  skipped.
+  Each run logs to ``workdir/log.txt``. A run with a results.json whose
+  config has the run's values is skipped; one whose config differs fails
+  without running (its workdir belongs to another run).
   """
   env = run_environment(parallel)
   print_lock = threading.Lock()
@@ -124,6 +183,13 @@ def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
 
   def run_one(i: int, workdir: str, args: list[str]) -> bool:
     if os.path.exists(os.path.join(workdir, 'results.json')):
+      mismatch = stored_config_mismatch(workdir, args)
+      if mismatch:
+        report(
+            f'[{i}/{len(runs)}] {workdir} holds the results of another '
+            f'config ({mismatch}); not run'
+        )
+        return False
       report(f'[{i}/{len(runs)}] done already: {workdir}')
       return True
     report(f'[{i}/{len(runs)}] {shlex.join(args)}')

@@ -1,12 +1,14 @@
-r"""How often RigL must grow among tied scores: MNIST LeNet-300-100.
+r"""How often RigL must drop or grow among tied scores: MNIST LeNet-300-100.
 
 RigL grows the inactive entries with the largest |gradient|. An input pixel
 that is always zero (MNIST's border) gives exactly zero gradient to every
 weight it feeds, as a dead ReLU unit does to every weight into it; when an
 update must grow more entries than have a nonzero gradient, the rest are
-chosen among zeros, i.e. by the tie-breaking rule. This trains the config
-with its method (RigL by default) and prints, per layer, the updates that
-grew among ties and the share of grown entries chosen that way.
+chosen among zeros, i.e. by the tie-breaking rule. Weights grown into such
+connections stay exactly zero, so the next update's drop meets ties too.
+This trains the config with its method (RigL by default) and prints, per
+layer, how many updates kept or grew entries chosen among ties, and how
+many entries were chosen that way.
 
   python scripts/count_tied_growth.py --config=configs/mnist_lenet300.py \
       --config.dataset.local_dir=../shared/data/mnist --config.sparsity=0.98
@@ -34,8 +36,18 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 
 
-def tied_growth(state, grads):
-  """Per sparse layer: (entries to grow, entries grown among zero |grad|)."""
+def _chosen_among_ties(scores, k):
+  """How many of the k entries taken had to be chosen among ties."""
+  taken = topology.top_k_mask(scores, k)
+  threshold = jnp.min(jnp.where(taken, scores, jnp.inf))
+  ties = jnp.sum(scores == threshold, dtype=jnp.int32)
+  above = jnp.sum(scores > threshold, dtype=jnp.int32)
+  return jnp.where((k > 0) & (ties > k - above), k - above, 0)
+
+
+def tied_choices(state, grads):
+  """Per sparse layer: entries swapped, kept among tied |w|, grown among
+  tied |grad| (an always-zero pixel or a dead unit gives exact zeros)."""
   fraction = state.method.drop_fraction(state.step)
 
   def count(mask, weights, grad):
@@ -43,8 +55,14 @@ def tied_growth(state, grads):
     num_active = jnp.sum(mask, dtype=jnp.int32)
     drop_scores = jnp.where(mask, jnp.abs(weights), -jnp.inf)
     kept = topology.top_k_mask(drop_scores, num_active - k)
-    nonzero = jnp.sum(~kept & (grad != 0), dtype=jnp.int32)
-    return jnp.stack([k, jnp.maximum(k - nonzero, 0)])
+    grow_scores = jnp.where(kept, -jnp.inf, jnp.abs(grad))
+    return jnp.stack(
+        [
+            k,
+            _chosen_among_ties(drop_scores, num_active - k),
+            _chosen_among_ties(grow_scores, k),
+        ]
+    )
 
   return masks_lib.map_masks(
       lambda m, w, g: None if m is None else count(m, w, g),
@@ -108,7 +126,7 @@ def main(argv):
     grads = grads_of(state, batch)
     update = bool(setup.method.is_update_step(step))
     if update:
-      for path, pair in tree_paths.named_leaves(tied_growth(state, grads)):
+      for path, pair in tree_paths.named_leaves(tied_choices(state, grads)):
         counts.setdefault(path, []).append(np.asarray(pair).tolist())
     state = apply[update](state, grads)
   summary = {}
@@ -116,9 +134,11 @@ def main(argv):
     pairs = np.array(pairs)
     summary[path] = {
         'updates': len(pairs),
-        'updates_growing_among_ties': int((pairs[:, 1] > 0).sum()),
-        'grown': int(pairs[:, 0].sum()),
-        'grown_among_ties': int(pairs[:, 1].sum()),
+        'swapped': int(pairs[:, 0].sum()),
+        'updates_keeping_among_ties': int((pairs[:, 1] > 0).sum()),
+        'kept_among_ties': int(pairs[:, 1].sum()),
+        'updates_growing_among_ties': int((pairs[:, 2] > 0).sum()),
+        'grown_among_ties': int(pairs[:, 2].sum()),
     }
   print(json.dumps(summary, indent=2))
 

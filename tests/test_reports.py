@@ -20,6 +20,7 @@ def write_results(
     train_ratio,
     test_ratio,
     multiplier=1.0,
+    **config,
 ):
   path = directory / name
   path.mkdir(parents=True)
@@ -32,6 +33,7 @@ def write_results(
                   'seed': seed,
                   'distribution': distribution,
                   'training_multiplier': multiplier,
+                  **config,
               },
               'eval': {'accuracy': accuracy, 'loss': 1.0 - accuracy},
               'flops': {
@@ -124,3 +126,72 @@ def test_language_model_metric_is_bits_per_char(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='no results.json'):
     reports.write_report([str(tmp_path)], str(tmp_path / 'out'))
+
+
+def test_runs_differing_in_another_key_are_not_averaged_as_seeds(tmp_path):
+  root = tmp_path / 'runs'
+  for seed, lr in enumerate((0.1, 0.05)):
+    write_results(
+        root,
+        f'rigl_{lr}',
+        'rigl',
+        0.9,
+        'erk',
+        seed,
+        0.9 + lr,
+        0.2,
+        0.1,
+        optimizer={'learning_rate': lr, 'momentum': 0.9},
+    )
+  table = reports.table_from_results(
+      reports.load_results([str(root)]), 'accuracy'
+  )
+  assert sorted(table) == [
+      'RigL (ERK) [optimizer.learning_rate=0.05]',
+      'RigL (ERK) [optimizer.learning_rate=0.1]',
+  ]
+  assert all(len(cells[0.9].metric) == 1 for cells in table.values())
+
+
+def test_small_dense_rows_keep_their_distribution_and_big_sparse_is_named(
+    tmp_path,
+):
+  root = tmp_path / 'runs'
+  for distribution in ('uniform', 'erk'):
+    write_results(
+        root,
+        f'sd_{distribution}',
+        'small_dense',
+        0.9,
+        distribution,
+        0,
+        0.9,
+        0.1,
+        0.1,
+    )
+  write_results(
+      root,
+      'big',
+      'rigl',
+      0.75,
+      'uniform',
+      0,
+      0.9,
+      1.0,
+      1.0,
+      model={'width': 1.98, 'reference_width': 1.0},
+  )
+  table = reports.table_from_results(
+      reports.load_results([str(root)]), 'accuracy'
+  )
+  assert 'Small-Dense' in table and 'Small-Dense (ERK)' in table
+  assert 'Big-Sparse RigL' in table
+
+
+def test_duplicate_seeds_are_reported(tmp_path, caplog):
+  root = tmp_path / 'runs'
+  for name in ('a', 'b'):
+    write_results(root, name, 'rigl', 0.9, 'erk', 0, 0.9, 0.2, 0.1)
+  with caplog.at_level('WARNING'):
+    reports.table_from_results(reports.load_results([str(root)]), 'accuracy')
+  assert 'share seed(s) [0]' in caplog.text

@@ -45,10 +45,58 @@ def test_prints_one_command_per_selected_run(tmp_path):
   lines = process.stdout.strip().splitlines()
   assert lines == [
       'python -m rigl_jax.main --config=configs/mnist_lenet300.py '
-      f'--workdir={tmp_path}/root/exp/method=rigl,sparsity={s} '
+      f'--workdir={tmp_path}/root/exp/method=rigl,sparsity={s},seed=3 '
       f'--config.method=rigl --config.sparsity={s} --config.seed=3'
       for s in ('0.5', '0.9')
   ]
+
+
+def test_set_values_name_workdirs_but_data_paths_do_not(tmp_path):
+  experiment = write_experiment(
+      tmp_path / 'exp.py', 'def runs():\n  return [dict(method="rigl")]\n'
+  )
+  process = sweep(
+      experiment,
+      f'--root={tmp_path}/root',
+      '--set=optimizer.learning_rate=0.05',
+      '--set=dataset.local_dir=/data/mnist',
+  )
+  assert process.returncode == 0, process.stderr
+  assert (
+      f'--workdir={tmp_path}/root/exp/method=rigl,optimizer.learning_rate=0.05 '
+      in (process.stdout)
+  )
+
+
+def test_a_workdir_with_another_configs_results_is_not_skipped(tmp_path):
+  from rigl_jax import sweeps  # pylint: disable=g-import-not-at-top
+
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  (workdir / 'results.json').write_text(
+      json.dumps(
+          {
+              'config': {
+                  'method': 'rigl',
+                  'optimizer': {'learning_rate': 0.1},
+                  'layer_sparsity': [['^stem/', 'dense']],
+                  'dataset': {'local_dir': '/old'},
+              }
+          }
+      )
+  )
+  same = [
+      '--config.method=rigl',
+      "--config.layer_sparsity=(('^stem/', 'dense'),)",
+      '--config.dataset.local_dir=/new',
+  ]
+  assert sweeps.stored_config_mismatch(str(workdir), same) is None
+  changed = same + ['--config.optimizer.learning_rate=0.05']
+  assert sweeps.stored_config_mismatch(str(workdir), changed) == (
+      'optimizer.learning_rate: stored 0.1, wanted 0.05'
+  )
+  failed = sweeps.run_all([(str(workdir), ['python', *changed])], 1)
+  assert failed == [str(workdir)]
 
 
 @pytest.mark.slow

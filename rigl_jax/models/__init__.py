@@ -35,6 +35,18 @@ FIRST_LAYERS: dict[str, str] = {
 }
 
 
+# What each model predicts: a class per example, or the next token of a
+# sequence (a data set spec's ``task``).
+TASKS: dict[str, str] = {
+    'gru_lm': 'language_model',
+    'lenet300_100': 'classification',
+    'mobilenet_v1': 'classification',
+    'mobilenet_v2': 'classification',
+    'resnet50': 'classification',
+    'wrn22_2': 'classification',
+}
+
+
 def create_model(
     name: str, *, num_classes: int, width: float, **options: Any
 ) -> nn.Module:

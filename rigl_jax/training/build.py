@@ -172,6 +172,19 @@ def _check_sparse_layers(
   )
 
 
+def _check_model_fits_data(
+    run: ml_collections.ConfigDict, spec: dataset_specs.DatasetSpec
+) -> None:
+  name = run.model.name
+  checks.require(
+      name not in models.TASKS or models.TASKS[name] == spec.task,
+      'model.name',
+      f'{name!r} is a {models.TASKS.get(name, "")} model and '
+      f'{run.dataset.name!r} a {spec.task} data set; models for it: '
+      f'{sorted(m for m, t in models.TASKS.items() if t == spec.task)}',
+  )
+
+
 def _reference_model(
     run: ml_collections.ConfigDict,
     spec: dataset_specs.DatasetSpec,
@@ -235,6 +248,7 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     _check_devices(run)
     method = methods.from_config(run)
     spec = dataset_specs.get_spec(run.dataset)
+    _check_model_fits_data(run, spec)
     base_model = create_model(run, spec, run.model.width)
     base_params = abstract_variables(base_model, spec)['params']
     sparsities = _layer_sparsities(run, spec, base_params)

@@ -17,22 +17,11 @@ from etils import epath
 import orbax.checkpoint as ocp
 
 from rigl_jax import errors
+from rigl_jax.training import config as config_lib
 
-# Keys a resumed run may change: they do not change what training computes.
-# Every other key of the resolved config must match the checkpoint's.
-SAFE_TO_CHANGE = (
-    'num_train_steps',  # To extend a run.
-    'log_every_steps',
-    'eval_every_steps',
-    'checkpoint_every_steps',
-    'keep_checkpoints',
-    'eval_batch_size',
-    'dataset.local_dir',
-    'dataset.tfds_data_dir',
-    'dataset.num_workers',
-    'dataset.device_resident',
-    'model.reference_width',  # Only the reported FLOPs ratios.
-)
+# Keys a resumed run may change (see config.SAFE_TO_CHANGE); every other key
+# of the resolved config must match the checkpoint's.
+SAFE_TO_CHANGE = config_lib.SAFE_TO_CHANGE
 
 
 def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:

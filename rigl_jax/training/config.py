@@ -38,6 +38,24 @@ def as_config_errors() -> Iterator[None]:
     raise ConfigError(f'config.{e.name}: {e.message}') from None
 
 
+# Keys a resumed run may change: they do not change what training computes
+# (num_train_steps extends a run; reference_width changes only reported
+# ratios). Every other key of the resolved config must match a checkpoint's.
+SAFE_TO_CHANGE = (
+    'num_train_steps',
+    'log_every_steps',
+    'eval_every_steps',
+    'checkpoint_every_steps',
+    'keep_checkpoints',
+    'eval_batch_size',
+    'dataset.local_dir',
+    'dataset.tfds_data_dir',
+    'dataset.num_workers',
+    'dataset.device_resident',
+    'model.reference_width',
+)
+
+
 def _method_blocks() -> dict[str, ml_collections.ConfigDict]:
   """Every method's config blocks; methods sharing a block agree on it."""
   blocks = {}

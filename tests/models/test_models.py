@@ -59,6 +59,7 @@ def _num_params(name: str, width: float = 1.0) -> int:
 
 def test_every_model_is_registered():
   assert sorted(models.MODELS) == sorted(_INPUTS)
+  assert sorted(models.TASKS) == sorted(models.MODELS)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,37 @@
+"""Checks build() makes before any data is loaded or anything compiled."""
+
+import pytest
+
+from rigl_jax.training import build
+from rigl_jax.training import config as run_config
+
+
+@pytest.mark.parametrize(
+    'dataset,model',
+    [('tiny_shakespeare', 'lenet300_100'), ('mnist', 'gru_lm')],
+)
+def test_a_model_for_another_task_is_refused_naming_the_key(dataset, model):
+  config = run_config.base_config()
+  config.dataset.name = dataset
+  config.model.name = model
+  with pytest.raises(run_config.ConfigError, match='config.model.name'):
+    build.build(config)
+
+
+def test_an_l2_exemption_that_matches_nothing_is_refused():
+  config = run_config.base_config()
+  config.optimizer.l2 = 1e-4
+  config.optimizer.l2_exclude = ('^conv',)
+  with pytest.raises(
+      run_config.ConfigError, match='config.optimizer.l2_exclude'
+  ):
+    build.build(config)
+
+
+def test_a_bad_reference_width_is_refused():
+  config = run_config.base_config()
+  config.model.reference_width = -1.0
+  with pytest.raises(
+      run_config.ConfigError, match='config.model.reference_width'
+  ):
+    build.build(config)
