@@ -7,6 +7,10 @@ sparsity over the GRU and readout kernels (the shared embedding stays
 dense); RigL: α=0.1 cosine, ΔT=100, mask updates until the end. Pruning
 from step 50,000 to 150,000 every 1,000 steps.
 
+Values the paper does not state (the reference publishes no language-model
+code), all guesses: the pruning schedule, keeping the shared embedding
+dense, and the evaluation batch.
+
 Runs read the raw release (wikitext-103-raw-v1.zip) from a folder:
 
   python -m rigl_jax.main --config=configs/wikitext103_gru.py \
