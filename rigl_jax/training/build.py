@@ -31,6 +31,7 @@ from rigl_jax.sparse import tree_paths
 from rigl_jax.training import config as config_lib
 from rigl_jax.training import costs as costs_lib
 from rigl_jax.training import optimizers
+from rigl_jax.training import warm_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +275,7 @@ def build(config: ml_collections.ConfigDict) -> Setup:
       sparsities = jax.tree.map(lambda _: None, params)
     tx = optimizers.create_optimizer(run)
     _check_l2_exclude(run, params)
+    warm_start.check(run)
     preprocess = data.device_preprocess(run.dataset.name)
     costs = costs_lib.CostModel.of(
         run=run,

@@ -141,6 +141,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.lr_schedule.boundaries = ()  # steps, for 'piecewise'
   config.lr_schedule.decay_factor = 0.1  # multiplies the rate at each one
 
+  # Start from other runs' checkpoints (rigl_jax/training/warm_start.py).
+  config.warm_start = ml_collections.ConfigDict(
+      {
+          'workdir': '',
+          'optimizer_state': False,
+          'masks_from': '',
+          'init_seed': ml_collections.config_dict.placeholder(int),
+      }
+  )
+
   config.log_every_steps = 100
   config.eval_every_steps = 1000
   config.checkpoint_every_steps = 1000

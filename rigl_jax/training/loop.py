@@ -38,6 +38,7 @@ from rigl_jax.training import optimizers
 from rigl_jax.training import preemption as train_preemption
 from rigl_jax.training import progress as progress_lib
 from rigl_jax.training import steps
+from rigl_jax.training import warm_start
 
 DATA_AXIS = 'data'
 
@@ -344,7 +345,14 @@ def _train(
         identity,
     )
     if restored is None:
-      state = compiled.init_state(rng)
+      state = warm_start.apply(
+          run,
+          compiled.init_state(rng),
+          compiled.init_state,
+          lambda tree: jax.device_put(tree, shardings.replicated),
+      )
+      if warm_start.describe(run):
+        logging.info(warm_start.describe(run))
       train_metrics = compiled.empty_metrics(steps.TrainMetrics)
       previous_train_time = 0.0
     else:

@@ -1,0 +1,174 @@
+"""Starting a run from other runs' checkpoints: warm starts, lottery tickets.
+
+``config.warm_start`` (all empty by default):
+
+- ``workdir``: start from the latest checkpoint of that run: its params,
+  masks and BatchNorm statistics, and with ``optimizer_state`` its
+  optimizer state. This run's method, schedules and step count start afresh
+  at step 0 (e.g. RigL restarted from a static solution).
+- ``masks_from``: train from this run's own initial values with the masks
+  of that run's latest checkpoint (with ``method='static'``, the
+  lottery-ticket experiment); ``init_seed`` takes the initial values of
+  another seed instead.
+
+The other run must have the same model and data set; any difference is an
+error naming the key, and so is a leaf whose shape differs.
+"""
+
+import os
+from typing import Any, Callable, Optional
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from rigl_jax.sparse import checks
+from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import topology_stats
+from rigl_jax.sparse import tree_paths
+from rigl_jax.training import checkpoints as checkpoints_lib
+
+# Keys whose values must agree with the other run's: they shape the params.
+MODEL_KEYS = ('model.name', 'model.width', 'model.options', 'dataset.name')
+
+
+def _latest_step(key: str, workdir: str) -> tuple[str, int]:
+  """The checkpoint directory of ``workdir`` and its newest step."""
+  directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  steps = []
+  if os.path.isdir(directory):
+    steps = [int(name) for name in os.listdir(directory) if name.isdigit()]
+  checks.require(
+      bool(steps), key, f'{workdir!r} holds no checkpoint (no {directory}/N)'
+  )
+  return directory, max(steps)
+
+
+def _identity(directory: str, step: int) -> dict[str, Any]:
+  return checkpoints_lib.Checkpointer(directory, max_to_keep=1).read_metadata(
+      step
+  )['identity']
+
+
+def check(run: ml_collections.ConfigDict) -> None:
+  """Checks the warm-start keys and the other run's model (no arrays read).
+
+  Raises:
+    checks.InvalidArgument: naming the ``warm_start`` key at fault.
+  """
+  block = run.warm_start
+  checks.require(
+      not (block.workdir and block.masks_from),
+      'warm_start.masks_from',
+      'set either warm_start.workdir (params and masks) or '
+      'warm_start.masks_from (masks only), not both',
+  )
+  checks.require(
+      block.init_seed is None or bool(block.masks_from),
+      'warm_start.init_seed',
+      'chooses the initial values of a warm_start.masks_from run; set it',
+  )
+  checks.require(
+      not block.optimizer_state or bool(block.workdir),
+      'warm_start.optimizer_state',
+      'restores the optimizer state of warm_start.workdir; set it',
+  )
+  current = checkpoints_lib.run_identity(run)
+  for key in ('workdir', 'masks_from'):
+    if not block[key]:
+      continue
+    other = _identity(*_latest_step(f'warm_start.{key}', block[key]))
+    for model_key in MODEL_KEYS:
+      mine = {k: v for k, v in current.items() if k.startswith(model_key)}
+      theirs = {k: v for k, v in other.items() if k.startswith(model_key)}
+      checks.require(
+          mine == theirs,
+          f'warm_start.{key}',
+          f'{block[key]!r} trained another model: {model_key} is '
+          f'{theirs or "unset"} there and {mine or "unset"} here',
+      )
+
+
+def _restore(directory: str, step: int, target: dict[str, Any]) -> Any:
+  path = os.path.join(directory, str(step), 'state')
+  return ocp.PyTreeCheckpointer().restore(
+      path, args=ocp.args.PyTreeRestore(item=target, partial_restore=True)
+  )
+
+
+def _check_shapes(key: str, mine: Any, theirs: Any) -> None:
+  theirs = dict(tree_paths.named_leaves(theirs))
+  for path, leaf in tree_paths.named_leaves(mine):
+    shape = getattr(theirs.get(path), 'shape', None)
+    checks.require(
+        shape == leaf.shape,
+        key,
+        f'{path} has shape {shape} there and {leaf.shape} here',
+    )
+
+
+def apply(
+    run: ml_collections.ConfigDict,
+    state: Any,
+    init_state: Callable[[jax.Array], Any],
+    place: Callable[[Any], Any],
+) -> Any:
+  """The initial ``state`` of a run with its warm start applied.
+
+  Args:
+    run: the resolved config.
+    state: the run's own initial state.
+    init_state: rng -> an initial state (for ``init_seed``).
+    place: puts restored arrays where the state lives (e.g. replicated).
+
+  Returns:
+    ``state`` itself when no warm start is set.
+  """
+  block = run.warm_start
+  if block.workdir:
+    key = 'warm_start.workdir'
+    directory, step = _latest_step(key, block.workdir)
+    target = {'params': state.params, 'masks': state.masks}
+    if state.batch_stats is not None:
+      target['batch_stats'] = state.batch_stats
+    if block.optimizer_state:
+      target['opt_state'] = state.opt_state
+    restored = _restore(directory, step, target)
+    _check_shapes(key, target, restored)
+    masks = place(restored['masks'])
+    return state.replace(
+        params=masks_lib.apply_masks(place(restored['params']), masks),
+        masks=masks,
+        topology_stats=topology_stats.TopologyStats.create(masks),
+        batch_stats=place(restored.get('batch_stats', state.batch_stats)),
+        opt_state=place(restored.get('opt_state', state.opt_state)),
+    )
+  if block.masks_from:
+    key = 'warm_start.masks_from'
+    directory, step = _latest_step(key, block.masks_from)
+    restored = _restore(directory, step, {'masks': state.masks})
+    _check_shapes(key, {'masks': state.masks}, restored)
+    if block.init_seed is not None:
+      state = init_state(jax.random.PRNGKey(block.init_seed))
+    masks = place(restored['masks'])
+    return state.replace(
+        params=masks_lib.apply_masks(state.params, masks),
+        masks=masks,
+        topology_stats=topology_stats.TopologyStats.create(masks),
+    )
+  return state
+
+
+def describe(run: ml_collections.ConfigDict) -> Optional[str]:
+  """One line saying where the run starts from, or None."""
+  block = run.warm_start
+  if block.workdir:
+    extra = ' and optimizer state' if block.optimizer_state else ''
+    return f'Starting from the params and masks{extra} of {block.workdir}.'
+  if block.masks_from:
+    seed = run.seed if block.init_seed is None else block.init_seed
+    return (
+        f'Training the masks of {block.masks_from} from the initial '
+        f'values of seed {seed}.'
+    )
+  return None

@@ -1,0 +1,149 @@
+"""Warm starts and lottery tickets: runs that start from other runs."""
+
+import functools
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from rigl_jax.sparse import tree_paths
+from rigl_jax.training import build
+from rigl_jax.training import config as run_config
+from rigl_jax.training import loop
+from rigl_jax.training import warm_start
+from tests import fixtures
+
+
+def saved_state(workdir):
+  directory = os.path.join(workdir, 'checkpoints')
+  step = max(int(name) for name in os.listdir(directory) if name.isdigit())
+  return ocp.PyTreeCheckpointer().restore(
+      os.path.join(directory, str(step), 'state')
+  )
+
+
+def initial_state(config):
+  """The state a run of ``config`` starts from, warm start applied."""
+  setup = build.build(config)
+  init = jax.jit(
+      functools.partial(
+          loop._init_state,  # pylint: disable=protected-access
+          model=setup.model,
+          spec=setup.spec,
+          tx=setup.tx,
+          method=setup.method,
+          sparsities=setup.sparsities,
+      )
+  )
+  run = setup.run
+  return (
+      warm_start.apply(
+          run, init(jax.random.PRNGKey(run.seed)), init, lambda tree: tree
+      ),
+      init,
+  )
+
+
+def assert_trees_equal(a, b):
+  a, b = dict(tree_paths.named_leaves(a)), dict(tree_paths.named_leaves(b))
+  assert a.keys() == b.keys()
+  for path in a:
+    np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+
+
+@pytest.fixture(scope='module')
+def finished_runs(tmp_path_factory, mnist_dir):
+  """A static run and a RigL run of the tiny MNIST config."""
+  root = tmp_path_factory.mktemp('runs')
+  workdirs = {}
+  for method in ('static', 'rigl'):
+    workdirs[method] = str(root / method)
+    loop.train_and_evaluate(
+        fixtures.tiny_mnist_config(mnist_dir, method=method),
+        workdirs[method],
+    )
+  return workdirs
+
+
+def test_a_warm_start_begins_at_the_other_runs_params_and_masks(
+    finished_runs, mnist_dir
+):
+  config = fixtures.tiny_mnist_config(
+      mnist_dir,
+      method='rigl',
+      **{
+          'warm_start.workdir': finished_runs['static'],
+          'warm_start.optimizer_state': True,
+      },
+  )
+  state, _ = initial_state(config)
+  saved = saved_state(finished_runs['static'])
+  assert int(state.step) == 0
+  assert_trees_equal(state.params, saved['params'])
+  assert_trees_equal(state.masks, saved['masks'])
+  assert_trees_equal(state.opt_state, saved['opt_state'])
+  results = loop.train_and_evaluate(
+      config, os.path.join(finished_runs['static'], '..', 'restart')
+  )
+  assert results['topology']['method'] == 'rigl'
+
+
+def test_a_lottery_ticket_trains_the_masks_from_the_requested_init(
+    finished_runs, mnist_dir
+):
+  masks = saved_state(finished_runs['rigl'])['masks']
+  for seed in (None, 7):
+    config = fixtures.tiny_mnist_config(
+        mnist_dir,
+        method='static',
+        **{
+            'warm_start.masks_from': finished_runs['rigl'],
+            'warm_start.init_seed': seed,
+        },
+    )
+    state, init = initial_state(config)
+    assert_trees_equal(state.masks, masks)
+    fresh = init(jax.random.PRNGKey(0 if seed is None else seed))
+    expected = jax.tree.map(
+        lambda p, m: p if m is None else np.where(m, p, 0.0),
+        fresh.params,
+        masks,
+        is_leaf=lambda x: x is None,
+    )
+    assert_trees_equal(state.params, expected)
+
+
+@pytest.mark.parametrize(
+    'overrides,key',
+    [
+        ({'warm_start.workdir': '/no/such/run'}, 'warm_start.workdir'),
+        ({'warm_start.init_seed': 3}, 'warm_start.init_seed'),
+        ({'warm_start.optimizer_state': True}, 'warm_start.optimizer_state'),
+    ],
+)
+def test_bad_warm_starts_name_the_key(mnist_dir, overrides, key):
+  with pytest.raises(run_config.ConfigError, match=f'config.{key}'):
+    build.build(fixtures.tiny_mnist_config(mnist_dir, **overrides))
+
+
+def test_a_warm_start_from_another_model_is_refused(finished_runs, mnist_dir):
+  config = fixtures.tiny_mnist_config(
+      mnist_dir,
+      **{'warm_start.masks_from': finished_runs['rigl'], 'model.width': 0.5},
+  )
+  with pytest.raises(
+      run_config.ConfigError,
+      match='config.warm_start.masks_from: .*model.width',
+  ):
+    build.build(config)
+  both = fixtures.tiny_mnist_config(
+      mnist_dir,
+      **{
+          'warm_start.masks_from': finished_runs['rigl'],
+          'warm_start.workdir': finished_runs['static'],
+      },
+  )
+  with pytest.raises(run_config.ConfigError, match='not both'):
+    build.build(both)
