@@ -355,9 +355,11 @@ def _train(
         logging.info(warm_start.describe(run))
       train_metrics = compiled.empty_metrics(steps.TrainMetrics)
       previous_train_time = 0.0
+      history = {'train': [], 'eval': []}
     else:
       state, train_metrics, metadata = restored
       previous_train_time = metadata['train_time_s']
+      history = metadata.get('history', {'train': [], 'eval': []})
       logging.info('Resumed from the checkpoint at step %d.', int(state.step))
     start_step = int(state.step)
     num_steps = run.num_train_steps
@@ -400,6 +402,7 @@ def _train(
               ),
               'step': step,
               'identity': identity,
+              'history': history,
           },
       )
 
@@ -420,6 +423,7 @@ def _train(
         if rate is not None:
           scalars['steps_per_second'] = rate
         writer.write_scalars(done, scalars)
+        history['train'].append({'step': done, **scalars})
         for update_step, summary in pending_summaries:
           writer.write_scalars(update_step, _host_scalars(summary), log=False)
         pending_summaries = []
@@ -430,6 +434,7 @@ def _train(
         writer.write_scalars(
             done, {f'eval/{k}': v for k, v in eval_metrics.items()}
         )
+        history['eval'].append({'step': done, **eval_metrics})
         eval_seconds += time.monotonic() - eval_start
       stop = preemption.should_stop(done)
       if _every(done, run.checkpoint_every_steps, num_steps) or stop:
@@ -457,6 +462,8 @@ def _train(
       'config': config.to_dict(),
       'resolved_config': run.to_dict(),
       'eval': eval_metrics,
+      # Training metrics at every log step, evaluations at every evaluation.
+      'history': history,
       'sparsity': {
           'overall': masks_lib.overall_sparsity(masks),
           'layers': masks_lib.layer_sparsities(masks),

@@ -200,3 +200,17 @@ def test_events_hold_the_learning_rate_and_progress_is_logged(
       )
       for record in caplog.records
   )
+
+
+def test_results_keep_the_history_across_a_resume(tmp_path, mnist_dir):
+  config = fixtures.tiny_mnist_config(mnist_dir, method='static')
+  first = train.train_and_evaluate(config, str(tmp_path))
+  assert [e['step'] for e in first['history']['train']] == [4, 8, 12]
+  assert [e['step'] for e in first['history']['eval']] == [6, 12]
+  assert first['history']['eval'][-1]['accuracy'] == first['eval']['accuracy']
+  longer = fixtures.tiny_mnist_config(
+      mnist_dir, method='static', num_train_steps=18
+  )
+  second = train.train_and_evaluate(longer, str(tmp_path))
+  assert [e['step'] for e in second['history']['eval']] == [6, 12, 18]
+  assert second['history']['train'][:3] == first['history']['train']
