@@ -96,6 +96,22 @@ def _restore(directory: str, step: int, target: dict[str, Any]) -> Any:
   )
 
 
+def latest_state(workdir: str, target: Optional[Any] = None) -> Any:
+  """The newest checkpoint of ``workdir``: its state as nested dicts.
+
+  Args:
+    workdir: a run's workdir.
+    target: a dict of state fields with the structures to restore into
+      (e.g. ``{'params': ..., 'masks': ...}``); None reads every field as
+      saved (tuples as lists).
+  """
+  directory, step = _latest_step('workdir', workdir)
+  path = os.path.join(directory, str(step), 'state')
+  if target is None:
+    return ocp.PyTreeCheckpointer().restore(path)
+  return _restore(directory, step, target)
+
+
 def _check_shapes(key: str, mine: Any, theirs: Any) -> None:
   theirs = dict(tree_paths.named_leaves(theirs))
   for path, leaf in tree_paths.named_leaves(mine):
