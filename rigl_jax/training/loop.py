@@ -251,13 +251,29 @@ def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
   return flat
 
 
+_all_finite = jax.jit(steps.all_finite)
+
+
 def _check_finite(
     train_metrics: steps.TrainMetrics,
     checkpointer: train_checkpoints.Checkpointer,
+    state: Any = None,
+    step: int = 0,
 ) -> None:
-  """Raises ``DivergenceError`` if a step since the last check was not finite."""
+  """Raises ``DivergenceError`` if a step since the last check was not finite.
+
+  With ``state`` (before a save) its weights and optimizer state are checked
+  too: a finite loss can follow the step that overflowed them, and no
+  checkpoint may hold them.
+  """
   bad_step = train_metrics.first_nonfinite()
-  if bad_step == steps.NEVER:
+  if bad_step != steps.NEVER:
+    cause = f'the loss or the gradients became non-finite at step {bad_step}'
+  elif state is not None and not bool(
+      _all_finite((state.params, state.opt_state))
+  ):
+    cause = f'the weights or optimizer state were non-finite at step {step}'
+  else:
     return
   checkpointer.wait_until_finished()
   saved = checkpointer.all_steps()
@@ -268,8 +284,8 @@ def _check_finite(
       else 'no checkpoint was written'
   )
   raise errors.DivergenceError(
-      f'training diverged: the loss or the gradients became non-finite at '
-      f'step {bad_step}; {kept}. Lower the learning rate or change the seed.'
+      f'training diverged: {cause}; {kept}. Lower the learning rate or '
+      'change the seed.'
   )
 
 
@@ -388,7 +404,7 @@ def _train(
     session_start = time.monotonic()
 
     def save(step: int) -> None:
-      _check_finite(train_metrics, checkpointer)
+      _check_finite(train_metrics, checkpointer, state, step)
       checkpointer.save(
           step,
           state,

@@ -214,3 +214,32 @@ def test_results_keep_the_history_across_a_resume(tmp_path, mnist_dir):
   second = train.train_and_evaluate(longer, str(tmp_path))
   assert [e['step'] for e in second['history']['eval']] == [6, 12, 18]
   assert second['history']['train'][:3] == first['history']['train']
+
+
+def test_a_state_with_non_finite_weights_is_never_saved():
+  import types  # pylint: disable=g-import-not-at-top
+
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from rigl_jax import errors  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import steps  # pylint: disable=g-import-not-at-top
+
+  class Checkpointer:
+    directory = '/runs/x/checkpoints'
+
+    def wait_until_finished(self):
+      pass
+
+    def all_steps(self):
+      return [4]
+
+  metrics = steps.TrainMetrics.empty()  # Every step's loss was finite.
+  good = types.SimpleNamespace(params={'w': jnp.ones(3)}, opt_state=())
+  train._check_finite(metrics, Checkpointer(), good, 8)  # pylint: disable=protected-access
+  bad = types.SimpleNamespace(
+      params={'w': jnp.array([1.0, jnp.inf, 0.0])}, opt_state=()
+  )
+  with pytest.raises(errors.DivergenceError) as info:
+    train._check_finite(metrics, Checkpointer(), bad, 8)  # pylint: disable=protected-access
+  assert 'non-finite at step 8' in str(info.value)
+  assert 'last checkpoint (step 4)' in str(info.value)
