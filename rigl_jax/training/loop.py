@@ -37,6 +37,7 @@ from rigl_jax.training import metric_writer
 from rigl_jax.training import optimizers
 from rigl_jax.training import preemption as train_preemption
 from rigl_jax.training import progress as progress_lib
+from rigl_jax.training import provenance
 from rigl_jax.training import steps
 from rigl_jax.training import warm_start
 
@@ -508,4 +509,5 @@ def _train(
       ),
       'num_devices': jax.device_count(),
       'num_processes': jax.process_count(),
+      'provenance': provenance.describe(),
   }

@@ -202,12 +202,15 @@ def test_events_hold_the_learning_rate_and_progress_is_logged(
   )
 
 
-def test_results_keep_the_history_across_a_resume(tmp_path, mnist_dir):
+def test_results_keep_the_history_and_provenance(tmp_path, mnist_dir):
   config = fixtures.tiny_mnist_config(mnist_dir, method='static')
   first = train.train_and_evaluate(config, str(tmp_path))
   assert [e['step'] for e in first['history']['train']] == [4, 8, 12]
   assert [e['step'] for e in first['history']['eval']] == [6, 12]
   assert first['history']['eval'][-1]['accuracy'] == first['eval']['accuracy']
+  provenance = first['provenance']
+  assert provenance['versions']['jax'] == jax.__version__
+  assert provenance['device_kind'] and provenance['platform'] == 'cpu'
   longer = fixtures.tiny_mnist_config(
       mnist_dir, method='static', num_train_steps=18
   )

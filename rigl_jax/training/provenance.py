@@ -1,0 +1,55 @@
+"""What produced a result: package versions, devices, the code's commit."""
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from typing import Any, Optional
+
+import jax
+
+_PACKAGES = ('rigl_jax', 'jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint')
+
+
+def _version(package: str) -> Optional[str]:
+  try:
+    return importlib.metadata.version(package)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def git_commit() -> Optional[str]:
+  """The commit of the rigl_jax checkout in use ('+dirty' if edited)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    commit = subprocess.run(
+        ['git', 'rev-parse', 'HEAD'],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ['git', 'status', '--porcelain', '--untracked-files=no'],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return None  # Not a git checkout (an installed wheel), or no git.
+  return commit + ('+dirty' if dirty else '')
+
+
+def describe() -> dict[str, Any]:
+  """JSON-able: versions, Python, the devices and the git commit."""
+  devices = jax.devices()
+  return {
+      'versions': {p: _version(p) for p in _PACKAGES},
+      'python': platform.python_version(),
+      'platform': devices[0].platform,
+      'device_kind': devices[0].device_kind,
+      'git_commit': git_commit(),
+  }
