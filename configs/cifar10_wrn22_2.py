@@ -50,6 +50,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.optimizer.nesterov = True
   config.optimizer.l2 = 5e-4
   config.layer_sparsity = (('^stem/', 'dense'),)
+  config.model.options.depth = 22  # WRN-10 and others: 6n + 4
   config.model.options.dropout_rate = 0.3
   config.lr_schedule.name = 'piecewise'
   config.lr_schedule.boundaries = (30_000, 60_000, 90_000)

@@ -20,7 +20,10 @@ at 98% sparsity by default):
 Runs train under --root (finished ones are reused): pruning, static, the
 two restarts from static, rigl_s{i} and the tickets of each RigL run. The
 output folder gets paths.md/png, restarts.md/png, lottery.md and
-numbers.json. Models with BatchNorm are not supported by this script.
+numbers.json. For models with BatchNorm, curves are fitted with batch
+statistics and every evaluated point gets its statistics recomputed over
+training batches (Garipov et al.); dropout must be off
+(e.g. ``--config.model.options.dropout_rate=0.0``).
 """
 
 import copy
@@ -71,35 +74,44 @@ def train(name: str, **overrides: Any) -> dict[str, Any]:
     return json.load(f)
 
 
-def solution(name: str) -> tuple[Any, Any]:
-  """(params, masks) of a finished run."""
+def solution(name: str) -> tuple[Any, Any, Any]:
+  """(params, masks, batch_stats or None) of a finished run."""
   state = warm_start.latest_state(os.path.join(_ROOT.value, name))
   masks = jax.tree.map(
       lambda m: None if m is None else jnp.asarray(m, bool),
       state['masks'],
       is_leaf=lambda x: x is None,
   )
-  return jax.tree.map(jnp.asarray, state['params']), masks
+  batch_stats = state.get('batch_stats')
+  if batch_stats is not None:
+    batch_stats = jax.tree.map(jnp.asarray, batch_stats)
+  return jax.tree.map(jnp.asarray, state['params']), masks, batch_stats
 
 
-def loss_and_accuracy(setup: build.Setup):
-  """Training-set loss and accuracy of params, on fixed training batches."""
+def loss_and_accuracy(setup: build.Setup, batch_stats: Any):
+  """Training-set loss and accuracy of params, on fixed training batches.
+
+  Returns the loss of one batch (for fitting: with a BatchNorm model, in
+  training mode), ``eval_fn(params, batch_stats)``, the batches to fit on
+  and, for a BatchNorm model, ``recompute(params) -> batch_stats``.
+  """
   pipeline = data.create_pipeline(setup.run, process_index=0, process_count=1)
   prepare = jax.jit(lambda b: setup.preprocess(b, jax.random.key(0), False))
   batches = [
       prepare(pipeline.train_batch(i)) for i in range(_EVAL_BATCHES.value)
   ]
+  has_batch_norm = batch_stats is not None
 
   def batch_loss(params, batch):
     logits, _ = steps.apply_model(
-        setup.model, params, None, batch['inputs'], train=False
+        setup.model, params, batch_stats, batch['inputs'], train=has_batch_norm
     )
     return steps.cross_entropy(logits, batch['labels']).mean()
 
   @jax.jit
-  def metrics(params, batch):
+  def metrics(params, model_state, batch):
     logits, _ = steps.apply_model(
-        setup.model, params, None, batch['inputs'], train=False
+        setup.model, params, model_state, batch['inputs'], train=False
     )
     return {
         'loss': steps.cross_entropy(logits, batch['labels']).mean(),
@@ -107,23 +119,33 @@ def loss_and_accuracy(setup: build.Setup):
     }
 
   def eval_fn(params, model_state):
-    del model_state
-    rows = [metrics(params, b) for b in batches]
+    rows = [metrics(params, model_state, b) for b in batches]
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
   def fit_batch(step):
     return prepare(pipeline.train_batch(step))
 
-  return batch_loss, eval_fn, fit_batch
+  recompute = None
+  if has_batch_norm:
+    recompute = analysis.make_batch_stats_fn(
+        setup.model, [b['inputs'] for b in batches], batch_stats
+    )
+  return batch_loss, eval_fn, fit_batch, recompute
 
 
 def figure_left(setup, output: str) -> dict[str, Any]:
   """Loss along the line and fitted curves, pruning (t=0) to static (t=1)."""
-  start, start_masks = solution('pruning')
-  end, end_masks = solution('static')
-  batch_loss, eval_fn, fit_batch = loss_and_accuracy(setup)
+  start, start_masks, batch_stats = solution('pruning')
+  end, end_masks, _ = solution('static')
+  batch_loss, eval_fn, fit_batch, recompute = loss_and_accuracy(
+      setup, batch_stats
+  )
   union = analysis.union_subspace(start_masks, end_masks)
-  paths = {'Linear': analysis.evaluate_path(eval_fn, start, end)}
+  paths = {
+      'Linear': analysis.evaluate_path(
+          eval_fn, start, end, recompute_batch_stats=recompute
+      )
+  }
   for label, order, subspace in (
       ('Quadratic Bézier (sparse)', 2, union),
       ('Cubic Bézier (sparse)', 3, union),
@@ -141,7 +163,12 @@ def figure_left(setup, output: str) -> dict[str, Any]:
         subspace=subspace,
     )
     paths[label] = analysis.evaluate_path(
-        eval_fn, start, end, fit.free, subspace=subspace
+        eval_fn,
+        start,
+        end,
+        fit.free,
+        subspace=subspace,
+        recompute_batch_stats=recompute,
     )
   ts = paths['Linear']['t']
   lines = [
