@@ -20,9 +20,16 @@ class ResumeError(RunError):
   """The workdir holds a run that the current config cannot continue."""
 
 
+class WorkdirError(RunError):
+  """The workdir cannot be used: empty, not writable, or in use."""
+
+
 class DivergenceError(RunError):
   """The loss or the gradients became non-finite."""
 
 
 class Preempted(RunError):
-  """SIGTERM arrived; a checkpoint was written before stopping."""
+  """SIGTERM or Ctrl-C arrived; a checkpoint was written before stopping."""
+
+  # The exit code of a preempted run (EX_TEMPFAIL): run the command again.
+  exit_code = 75

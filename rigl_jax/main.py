@@ -3,10 +3,17 @@ r"""Launches one experiment: a config file, a workdir, overrides.
   python -m rigl_jax.main --config=configs/mnist_lenet300.py \
       --workdir=/tmp/mnist --config.method=set --config.sparsity=0.95
 
-Running the same command again resumes from the workdir's latest checkpoint.
+Running the same command again resumes from the workdir's latest checkpoint,
+or reports a finished run without running it again. SIGTERM or Ctrl-C saves
+a checkpoint and stops (a second Ctrl-C aborts at once).
+
+Exit codes: 0 done; 1 an error, printed as one line; 2 a bad flag or config
+file; 75 preempted (a checkpoint holds the run: run the command again).
 """
 
 import logging as pylogging
+import os
+import re
 import sys
 
 from absl import app
@@ -17,6 +24,7 @@ from ml_collections import config_flags
 
 from rigl_jax import errors
 from rigl_jax.training import loop as train
+from rigl_jax.training import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config',
@@ -43,7 +51,57 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
     'process_id', None, "This process's index, with --distributed."
 )
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    'allow_config_change',
+    False,
+    'Resume a run whose config differs in keys that change the result '
+    '(each change is logged and listed in results.json).',
+)
 flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _one_line(error: BaseException) -> str:
+  """The gist of a flag or config error: its last line if a traceback."""
+  text = str(error).replace("\\'", "'").replace('\\n', '\n')
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  if 'Traceback (most recent call last)' in text:
+    return re.sub(r'^[\w.]+(Error|Exception): ', '', lines[-1])
+  text = ' '.join(lines).strip()
+  if 'Did you mean' in text:
+    return 'unknown config key ' + text.strip('\'"').replace("''", "'")
+  return text
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with one line instead of a traceback on error.
+
+  Config overrides are applied while parsing: a typo in a key, a missing
+  config file or a bad ``:arg`` fail here.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    cause = e.__cause__ or e
+    print(
+        f'rigl_jax: bad flag or config: {_one_line(cause)}',
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(2)
+
+
+def _summary(results: dict, workdir: str) -> str:
+  """The run's last line: where results.json is, and its headline numbers."""
+  metrics = ', '.join(
+      f'{key} {value:.4g}'
+      for key, value in results['eval'].items()
+      if isinstance(value, (int, float))
+  )
+  return (
+      f'rigl_jax: results in {os.path.join(workdir, "results.json")}: '
+      f'{metrics}; sparsity {results["sparsity"]["overall"]:.3f}; '
+      f'{results["num_train_steps"]} steps'
+  )
 
 
 class _DropLibraryInfo(pylogging.Filter):
@@ -70,7 +128,17 @@ def main(argv):
       jax.local_devices(),
   )
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    config.keys()  # A config file that failed to load raises on first use.
+  except OSError as e:  # The config file could not be loaded.
+    last_line = str(e).strip().splitlines()[-1].strip()
+    print(f'rigl_jax: bad config file: {last_line}', file=sys.stderr)
+    sys.exit(2)
+  try:
+    workdir = workdir_lib.resolve(_WORKDIR.value)
+    results = train.train_and_evaluate(
+        config, workdir, _ALLOW_CONFIG_CHANGE.value
+    )
   except errors.RunError as e:
     logging.flush()
     # One readable line, last on stderr.
@@ -78,8 +146,10 @@ def main(argv):
     print(
         f'rigl_jax: {type(e).__name__}: {message}', file=sys.stderr, flush=True
     )
-    sys.exit(1)
+    sys.exit(getattr(e, 'exit_code', 1))
+  logging.flush()
+  print(_summary(results, workdir), flush=True)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

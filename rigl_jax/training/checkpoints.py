@@ -7,11 +7,13 @@ checkpoint cut short by a kill is never listed; one that is listed but
 cannot be read is skipped in favour of the previous one.
 """
 
+import hashlib
 import time
 from typing import Any, Optional
 
 from absl import logging
 import jax
+import numpy as np
 import ml_collections
 from etils import epath
 import orbax.checkpoint as ocp
@@ -50,26 +52,50 @@ def run_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
   }
 
 
-def check_resumable(
-    saved: dict[str, Any], current: dict[str, Any], directory: str
-) -> None:
-  """Raises ``ResumeError`` naming every key that differs (fails closed)."""
-  missing = object()
-  changed = sorted(
-      key
-      for key in set(saved) | set(current)
+def config_changes(
+    saved: dict[str, Any], current: dict[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+  """{key: (saved value, current value)} of every key that differs."""
+  missing = 'absent'
+  return {
+      key: (saved.get(key, missing), current.get(key, missing))
+      for key in sorted(set(saved) | set(current))
       if saved.get(key, missing) != current.get(key, missing)
+  }
+
+
+def resume_error(
+    directory: str, changes: dict[str, tuple[Any, Any]]
+) -> errors.ResumeError:
+  details = '; '.join(
+      f'config.{k} was {old!r}, now {new!r}'
+      for k, (old, new) in changes.items()
   )
-  if changed:
-    details = '; '.join(
-        f'config.{k} was {saved.get(k, "absent")!r}, now '
-        f'{current.get(k, "absent")!r}'
-        for k in changed
+  return errors.ResumeError(
+      f'cannot resume the run in {directory}: {details}. Restore those '
+      'values, use a new --workdir, or pass --allow_config_change to '
+      'continue it with the new values.'
+  )
+
+
+def check_resumable(
+    saved: dict[str, Any],
+    current: dict[str, Any],
+    directory: str,
+    allow_config_change: bool = False,
+) -> dict[str, tuple[Any, Any]]:
+  """The changed keys; raises ``ResumeError`` naming them (fails closed).
+
+  With ``allow_config_change`` the changes are logged and returned instead.
+  """
+  changes = config_changes(saved, current)
+  if changes and not allow_config_change:
+    raise resume_error(directory, changes)
+  for key, (old, new) in changes.items():
+    logging.warning(
+        'Resuming with a changed config.%s: %r, was %r.', key, new, old
     )
-    raise errors.ResumeError(
-        f'cannot resume the run in {directory}: {details}. Restore those '
-        'values or use a new --workdir.'
-    )
+  return changes
 
 
 class Checkpointer:
@@ -91,15 +117,33 @@ class Checkpointer:
   def save(
       self, step: int, state: Any, train_metrics: Any, metadata: dict[str, Any]
   ) -> None:
-    """Starts saving at ``step``; the write finishes in the background."""
-    self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            train_metrics=ocp.args.StandardSave(train_metrics),
-            metadata=ocp.args.JsonSave(metadata),
-        ),
-        force=True,
+    """Starts saving at ``step``; the write finishes in the background.
+
+    The metadata gets a checksum of the state, verified at restore.
+
+    Raises:
+      errors.WorkdirError: the save (or the previous one) failed, naming
+        the directory and the cause.
+    """
+    metadata = {**metadata, 'checksum': checksum(state)}
+    try:
+      self._manager.save(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              train_metrics=ocp.args.StandardSave(train_metrics),
+              metadata=ocp.args.JsonSave(metadata),
+          ),
+          force=True,
+      )
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_error(step, e) from None
+
+  def _save_error(self, step: int, error: Exception) -> errors.WorkdirError:
+    cause = ' '.join(str(error).split())[:300]
+    return errors.WorkdirError(
+        f'could not save the checkpoint at step {step} in {self.directory}: '
+        f'{type(error).__name__}: {cause}'
     )
 
   def read_metadata(self, step: int) -> dict[str, Any]:
@@ -108,7 +152,11 @@ class Checkpointer:
     ).metadata
 
   def restore_latest(
-      self, abstract_state: Any, abstract_metrics: Any, identity: dict[str, Any]
+      self,
+      abstract_state: Any,
+      abstract_metrics: Any,
+      identity: dict[str, Any],
+      allow_config_change: bool = False,
   ) -> Optional[tuple[Any, Any, dict[str, Any]]]:
     """(state, train_metrics, metadata) of the newest readable checkpoint.
 
@@ -117,13 +165,15 @@ class Checkpointer:
         state to restore into.
       abstract_metrics: the same for the train-metric accumulators.
       identity: ``run_identity`` of the current config.
+      allow_config_change: resume even if the identity differs (logged).
 
     Returns:
-      None when there is no checkpoint.
+      None when there is no checkpoint; the metadata gets
+      'config_changes' when the identity differs.
 
     Raises:
-      ResumeError: the checkpoints belong to a run with another identity, or
-        none of them can be read.
+      ResumeError: the checkpoints belong to a run with another identity
+        (unless allowed) or another state structure, or none can be read.
     """
     steps = self.all_steps()
     for step in reversed(steps):
@@ -132,7 +182,9 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         self._set_aside(step, e)
         continue
-      check_resumable(metadata['identity'], identity, self.directory)
+      changes = check_resumable(
+          metadata['identity'], identity, self.directory, allow_config_change
+      )
       try:
         restored = self._manager.restore(
             step,
@@ -142,14 +194,36 @@ class Checkpointer:
             ),
         )
       except Exception as e:  # pylint: disable=broad-except
+        if self._readable(step):
+          # Intact, but not this config's state: never set it aside.
+          raise errors.ResumeError(
+              f'the checkpoint at step {step} in {self.directory} is intact '
+              "but does not match this config's state (its optimizer or "
+              f'model structure changed: {sorted(changes) or "by the code"}); '
+              'restore the original values or use a new --workdir'
+          ) from None
         self._set_aside(step, e)
         continue
+      expected = metadata.get('checksum')
+      if expected is not None and checksum(restored.state) != expected:
+        self._set_aside(step, ValueError('its checksum does not match'))
+        continue
+      metadata['config_changes'] = {k: list(v) for k, v in changes.items()}
       return restored.state, restored.train_metrics, metadata
     if steps:
       raise errors.ResumeError(
           f'none of the checkpoints {steps} in {self.directory} can be read'
       )
     return None
+
+  def _readable(self, step: int) -> bool:
+    """Whether the state at ``step`` reads as saved (no target structure)."""
+    path = epath.Path(self.directory) / str(step) / 'state'
+    try:
+      ocp.PyTreeCheckpointer().restore(path)
+    except Exception:  # pylint: disable=broad-except
+      return False
+    return True
 
   def _set_aside(self, step: int, error: Exception) -> None:
     """Renames an unreadable checkpoint so the run can save that step again."""
@@ -166,10 +240,27 @@ class Checkpointer:
     self._manager.reload()
 
   def wait_until_finished(self) -> None:
-    self._manager.wait_until_finished()
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_error(max(self.all_steps(), default=0), e) from None
 
   def close(self) -> None:
     self._manager.close()
+
+
+def checksum(tree: Any) -> str:
+  """SHA-256 of every leaf's dtype, shape and bytes (this process's copy)."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(tree):
+    if isinstance(leaf, jax.Array):
+      if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+      leaf = leaf.addressable_data(0)  # The state is replicated.
+    array = np.ascontiguousarray(np.asarray(leaf))
+    digest.update(f'{array.dtype}{array.shape}'.encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
 
 
 def with_sharding(abstract_tree: Any, sharding: jax.sharding.Sharding) -> Any:

@@ -40,6 +40,7 @@ from rigl_jax.training import progress as progress_lib
 from rigl_jax.training import provenance
 from rigl_jax.training import steps
 from rigl_jax.training import warm_start
+from rigl_jax.training import workdir as workdir_lib
 
 DATA_AXIS = 'data'
 
@@ -296,56 +297,89 @@ def _every(done: int, interval: int, num_steps: int) -> bool:
 
 
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    allow_config_change: bool = False,
 ) -> dict[str, Any]:
   """Trains and evaluates ``config``, resuming from ``workdir`` if possible.
+
+  A run that has finished is not run again: its results are returned and
+  results.json is left as it is.
 
   Args:
     config: a run config (see ``rigl_jax.training.config.base_config``).
     workdir: where checkpoints, TensorBoard events and results.json go.
+    allow_config_change: resume a run whose config differs in keys that
+      change the result (logged, and listed in results.json).
 
   Returns:
     The content of ``workdir/results.json``.
 
   Raises:
-    errors.RunError: bad config or data, an incompatible workdir,
-      divergence, or preemption (after writing a checkpoint).
+    errors.RunError: bad config, data or workdir (checked before anything
+      is created), divergence, or preemption (after writing a checkpoint).
   """
   start_time = time.time()
+  workdir = workdir_lib.resolve(workdir)
   setup = build_lib.build(config)
-  # From here on SIGTERM means: checkpoint after the current step and stop.
-  with train_preemption.PreemptionWatch(
-      jax.process_count(), multihost_utils.reached_preemption_sync_point
-  ) as preemption:
-    results = _train(config, setup, epath.Path(workdir), preemption)
-  # The paper's cost columns, for the sparsities this run reached.
-  results['flops'] = setup.costs.report(
-      layer_sparsities=results['sparsity']['layers']
+  finished = workdir_lib.finished_results(
+      workdir, setup.run, allow_config_change
   )
-  results['wall_time_s'] = time.time() - start_time
-  if jax.process_index() == 0:
-    _write_json(epath.Path(workdir) / 'results.json', results)
+  if finished is not None:
+    logging.info(
+        'The run in %s has finished; its results are in %s.',
+        workdir,
+        os.path.join(workdir, 'results.json'),
+    )
+    return finished
+  pipeline = data.create_pipeline(
+      setup.run,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+  )
+  workdir_lib.check_writable(workdir)
+  # From here on SIGTERM and Ctrl-C mean: checkpoint after the current step
+  # and stop.
+  with (
+      workdir_lib.Lock(workdir),
+      train_preemption.PreemptionWatch(
+          jax.process_count(), multihost_utils.reached_preemption_sync_point
+      ) as preemption,
+  ):
+    results = _train(
+        config,
+        setup,
+        pipeline,
+        epath.Path(workdir),
+        preemption,
+        allow_config_change,
+    )
+    # The paper's cost columns, for the sparsities this run reached.
+    results['flops'] = setup.costs.report(
+        layer_sparsities=results['sparsity']['layers']
+    )
+    results['wall_time_s'] = time.time() - start_time
+    if jax.process_index() == 0:
+      _write_json(epath.Path(workdir) / 'results.json', results)
   return results
 
 
 def _train(
     config: ml_collections.ConfigDict,
     setup: build_lib.Setup,
+    pipeline: Any,
     workdir: epath.Path,
     preemption: train_preemption.PreemptionWatch,
+    allow_config_change: bool,
 ) -> dict[str, Any]:
   """Restores or initializes the state, trains, evaluates; returns results."""
   run, method = setup.run, setup.method
   shardings = Shardings.of(create_mesh())
-  pipeline = data.create_pipeline(
-      run, process_index=jax.process_index(), process_count=jax.process_count()
-  )
   feed = create_feed(run, pipeline, shardings)
   compiled = compile_steps(setup, shardings, feed)
   logging.info('Compiled the steps in %.1f s.', compiled.seconds)
   rng = jax.random.PRNGKey(run.seed)
 
-  workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = train_checkpoints.Checkpointer(
       os.fspath(workdir / 'checkpoints'), max_to_keep=run.keep_checkpoints
   )
@@ -360,6 +394,7 @@ def _train(
         ),
         _abstract(steps.TrainMetrics.empty(), shardings.replicated),
         identity,
+        allow_config_change,
     )
     if restored is None:
       state = warm_start.apply(
@@ -373,10 +408,12 @@ def _train(
       train_metrics = compiled.empty_metrics(steps.TrainMetrics)
       previous_train_time = 0.0
       history = {'train': [], 'eval': []}
+      config_changes = {}
     else:
       state, train_metrics, metadata = restored
       previous_train_time = metadata['train_time_s']
       history = metadata.get('history', {'train': [], 'eval': []})
+      config_changes = metadata['config_changes']
       logging.info('Resumed from the checkpoint at step %d.', int(state.step))
     start_step = int(state.step)
     num_steps = run.num_train_steps
@@ -453,7 +490,8 @@ def _train(
         )
         history['eval'].append({'step': done, **eval_metrics})
         eval_seconds += time.monotonic() - eval_start
-      stop = preemption.should_stop(done)
+      # A signal during the last step: the run finishes instead.
+      stop = done < num_steps and preemption.should_stop(done)
       if _every(done, run.checkpoint_every_steps, num_steps) or stop:
         save(done)
       if stop:
@@ -510,4 +548,7 @@ def _train(
       'num_devices': jax.device_count(),
       'num_processes': jax.process_count(),
       'provenance': provenance.describe(),
+      # Result-changing keys that differ from the checkpoint's (resumed with
+      # allow_config_change).
+      'config_changes': config_changes,
   }

@@ -11,7 +11,10 @@ from typing import Callable
 
 
 class PreemptionWatch:
-  """Context manager that records SIGTERM instead of dying on it."""
+  """Context manager that records SIGTERM and Ctrl-C instead of dying.
+
+  A second Ctrl-C aborts at once (KeyboardInterrupt), without a checkpoint.
+  """
 
   def __init__(
       self, process_count: int, reached_sync_point: Callable[[int], bool]
@@ -25,7 +28,7 @@ class PreemptionWatch:
     self._multi_host = process_count > 1
     self._reached_sync_point = reached_sync_point
     self._sigterm = threading.Event()
-    self._previous_handler = None
+    self._previous_handlers = {}
 
   def __enter__(self) -> 'PreemptionWatch':
     # Signal handlers can only be installed from the main thread; elsewhere
@@ -33,14 +36,25 @@ class PreemptionWatch:
     if not self._multi_host and (
         threading.current_thread() is threading.main_thread()
     ):
-      self._previous_handler = signal.signal(
-          signal.SIGTERM, lambda signum, frame: self._sigterm.set()
-      )
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
     return self
 
+  def _on_signal(self, signum, frame) -> None:
+    del frame
+    if signum == signal.SIGINT and self._sigterm.is_set():
+      raise KeyboardInterrupt  # A second Ctrl-C: stop now.
+    if signum == signal.SIGINT:
+      print(
+          'Ctrl-C: saving a checkpoint after this step (again to abort)',
+          flush=True,
+      )
+    self._sigterm.set()
+
   def __exit__(self, *exc_info) -> None:
-    if self._previous_handler is not None:
-      signal.signal(signal.SIGTERM, self._previous_handler)
+    for signum, handler in self._previous_handlers.items():
+      signal.signal(signum, handler)
+    self._previous_handlers = {}
 
   def should_stop(self, step: int) -> bool:
     """Whether to checkpoint and stop after ``step`` steps."""

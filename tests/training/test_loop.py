@@ -73,9 +73,19 @@ def test_run_writes_results_and_resumes_from_the_saved_step(
   )
   final = fixtures.load_checkpoint(workdir, 12)
 
-  # Lose the last checkpoint: the same command resumes at step 6 and ends
-  # exactly where the uninterrupted run ended.
+  # A finished run is reported, not run again; results.json stays as it is.
+  results_path = os.path.join(workdir, 'results.json')
+  with open(results_path) as f:
+    written = f.read()
+  again = train.train_and_evaluate(config, workdir)
+  assert again['steps_per_second'] == results['steps_per_second']
+  with open(results_path) as f:
+    assert f.read() == written
+
+  # Killed before its last checkpoint and results.json: the same command
+  # resumes at step 6 and ends exactly where the uninterrupted run ended.
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '12'))
+  os.remove(results_path)
   resumed = train.train_and_evaluate(config, workdir)
   assert resumed['steps_this_run'] == 6
   assert resumed['eval'] == results['eval']

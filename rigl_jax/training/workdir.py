@@ -1,0 +1,145 @@
+"""A run's workdir: its path, its lock, whether it is writable or finished.
+
+Checked before any data is loaded or anything compiled, so a bad workdir
+costs seconds, and a second process on the same workdir stops at once
+instead of overwriting the first one's checkpoints.
+"""
+
+import json
+import os
+import socket
+from typing import Any, Optional
+
+from absl import logging
+import ml_collections
+
+from rigl_jax import errors
+from rigl_jax.training import checkpoints as checkpoints_lib
+
+LOCK_NAME = 'lock'
+
+
+def is_local(path: str) -> bool:
+  return '://' not in path
+
+
+def resolve(workdir: Optional[str]) -> str:
+  """The workdir as an absolute path (orbax needs one); '' is an error."""
+  if not workdir or not str(workdir).strip():
+    raise errors.WorkdirError('--workdir must name a directory, got ""')
+  workdir = str(workdir)
+  return os.path.abspath(workdir) if is_local(workdir) else workdir
+
+
+def check_writable(workdir: str) -> None:
+  """Creates the workdir and writes a file there, or names the cause."""
+  if not is_local(workdir):
+    return  # Remote storage: the first checkpoint will tell.
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
+    raise errors.WorkdirError(
+        f'{checkpoints} is a file; the checkpoints need that name'
+    )
+  probe = os.path.join(workdir, '.write-test')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with open(probe, 'w', encoding='utf-8') as f:
+      f.write('rigl_jax')
+    os.remove(probe)
+  except OSError as e:
+    raise errors.WorkdirError(
+        f'cannot write to {workdir}: {e.strerror or e}'
+    ) from None
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # Another user's process.
+  return True
+
+
+class Lock:
+  """Holds ``workdir/lock`` (pid and host) for the life of a run.
+
+  A lock left by a dead process on this host is taken over; one held by a
+  live process, or by another host, is an error naming its holder.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_NAME)
+    self._held = False
+    self._owner = f'{os.getpid()} {socket.gethostname()}'
+
+  def _holder(self) -> tuple[Optional[int], str]:
+    try:
+      with open(self.path, encoding='utf-8') as f:
+        pid, _, host = f.read().strip().partition(' ')
+      return int(pid), host
+    except (OSError, ValueError):
+      return None, ''
+
+  def __enter__(self) -> 'Lock':
+    if not is_local(self.path):
+      return self
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        pid, host = self._holder()
+        if pid is not None and host == socket.gethostname() and not _alive(pid):
+          logging.warning('Taking over the lock of dead process %d.', pid)
+          os.remove(self.path)
+          continue
+        raise errors.WorkdirError(
+            f'{os.path.dirname(self.path)} is in use by process {pid} on '
+            f'{host or "an unknown host"} (lock file {self.path}); use '
+            'another --workdir, or delete the lock if that run is gone'
+        ) from None
+      with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        f.write(self._owner)
+      self._held = True
+      return self
+    raise errors.WorkdirError(f'could not take the lock {self.path}')
+
+  def __exit__(self, *exc_info) -> None:
+    if self._held and self._holder() == (
+        os.getpid(),
+        socket.gethostname(),
+    ):
+      os.remove(self.path)
+    self._held = False
+
+
+def finished_results(
+    workdir: str,
+    run: ml_collections.ConfigDict,
+    allow_config_change: bool = False,
+) -> Optional[dict[str, Any]]:
+  """results.json of a run of ``run`` that has finished, or None.
+
+  None also when the config asks for more steps (the run is extended).
+
+  Raises:
+    errors.ResumeError: the results belong to another config (naming every
+      key), unless ``allow_config_change``.
+  """
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding='utf-8') as f:
+    results = json.load(f)
+  saved = checkpoints_lib.run_identity(
+      ml_collections.ConfigDict(results.get('resolved_config', {}))
+  )
+  changes = checkpoints_lib.config_changes(
+      saved, checkpoints_lib.run_identity(run)
+  )
+  if changes and not allow_config_change:
+    raise checkpoints_lib.resume_error(workdir, changes)
+  if changes or results.get('num_train_steps') != run.num_train_steps:
+    return None
+  return results
