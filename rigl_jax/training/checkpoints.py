@@ -182,6 +182,12 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         self._set_aside(step, e)
         continue
+      if not isinstance(metadata, dict) or 'identity' not in metadata:
+        raise errors.ResumeError(
+            f'the checkpoint at step {step} in {self.directory} does not say '
+            'which config wrote it (no identity in its metadata); use a new '
+            '--workdir'
+        )
       changes = check_resumable(
           metadata['identity'], identity, self.directory, allow_config_change
       )

@@ -111,7 +111,7 @@ def test_a_checkpoint_whose_checksum_fails_is_set_aside(tmp_path, mnist_dir):
   )
   workdir = str(tmp_path)
   first = train.train_and_evaluate(config, workdir)
-  metadata = next((tmp_path / 'checkpoints' / '12' / 'metadata').rglob('*'))
+  metadata = tmp_path / 'checkpoints' / '12' / 'metadata' / 'metadata'
   content = json.loads(metadata.read_text())
   content['checksum'] = '0' * 64  # As if a byte of the arrays had changed.
   metadata.write_text(json.dumps(content))
@@ -179,3 +179,17 @@ def test_the_last_line_names_the_results(tmp_path, mnist_dir):
       f'rigl_jax: results in {tmp_path / "run" / "results.json"}: '
   )
   assert 'accuracy' in last and 'sparsity 0.900' in last
+
+
+def test_checkpoint_metadata_without_identity_is_one_clear_error(
+    tmp_path, mnist_dir
+):
+  config = fixtures.tiny_mnist_config(mnist_dir, method='static')
+  train.train_and_evaluate(config, str(tmp_path))
+  for metadata in (tmp_path / 'checkpoints').glob('*/metadata/metadata'):
+    content = json.loads(metadata.read_text())
+    content.pop('identity', None)
+    metadata.write_text(json.dumps(content))
+  os.remove(tmp_path / 'results.json')
+  with pytest.raises(errors.ResumeError, match='no identity in its metadata'):
+    train.train_and_evaluate(config, str(tmp_path))
