@@ -193,3 +193,19 @@ def test_checkpoint_metadata_without_identity_is_one_clear_error(
   os.remove(tmp_path / 'results.json')
   with pytest.raises(errors.ResumeError, match='no identity in its metadata'):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_signal_during_the_last_step_lets_the_run_finish(
+    tmp_path, mnist_dir, monkeypatch
+):
+  from rigl_jax.training import preemption  # pylint: disable=g-import-not-at-top
+
+  # SIGTERM arrives while step 12 of 12 runs.
+  monkeypatch.setattr(
+      preemption.PreemptionWatch, 'should_stop', lambda self, step: step >= 12
+  )
+  results = train.train_and_evaluate(
+      fixtures.tiny_mnist_config(mnist_dir, method='static'), str(tmp_path)
+  )
+  assert results['steps_this_run'] == 12
+  assert (tmp_path / 'results.json').exists()
