@@ -90,15 +90,30 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(2)
 
 
-def _summary(results: dict, workdir: str) -> str:
+def _file_version(path: str) -> tuple[int, int] | None:
+  """(inode, mtime) of ``path``: results.json is replaced when rewritten."""
+  try:
+    stat = os.stat(path)
+  except OSError:
+    return None
+  return stat.st_ino, stat.st_mtime_ns
+
+
+def _summary(results: dict, workdir: str, finished_before: bool) -> str:
   """The run's last line: where results.json is, and its headline numbers."""
   metrics = ', '.join(
       f'{key} {value:.4g}'
       for key, value in results['eval'].items()
       if isinstance(value, (int, float))
   )
+  finished = (
+      f'the run in {workdir} had already finished, not run again; '
+      if finished_before
+      else ''
+  )
   return (
-      f'rigl_jax: results in {os.path.join(workdir, "results.json")}: '
+      f'rigl_jax: {finished}results in '
+      f'{os.path.join(workdir, "results.json")}: '
       f'{metrics}; sparsity {results["sparsity"]["overall"]:.3f}; '
       f'{results["num_train_steps"]} steps'
   )
@@ -136,6 +151,7 @@ def main(argv):
     sys.exit(2)
   try:
     workdir = workdir_lib.resolve(_WORKDIR.value)
+    written_before = _file_version(os.path.join(workdir, 'results.json'))
     results = train.train_and_evaluate(
         config, workdir, _ALLOW_CONFIG_CHANGE.value
     )
@@ -148,7 +164,10 @@ def main(argv):
     )
     sys.exit(getattr(e, 'exit_code', 1))
   logging.flush()
-  print(_summary(results, workdir), flush=True)
+  finished_before = written_before is not None and written_before == (
+      _file_version(os.path.join(workdir, 'results.json'))
+  )
+  print(_summary(results, workdir, finished_before), flush=True)
 
 
 if __name__ == '__main__':

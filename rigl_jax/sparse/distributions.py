@@ -87,7 +87,10 @@ def _raw_density(
     shape: tuple[int, ...], distribution: str, erk_power_scale: float
 ) -> float:
   if distribution == 'erk':
-    return (sum(shape) / math.prod(shape)) ** erk_power_scale
+    try:
+      return (sum(shape) / math.prod(shape)) ** erk_power_scale
+    except OverflowError:
+      return math.inf
   n_in, n_out = shape[-2], shape[-1]
   return (n_in + n_out) / (n_in * n_out)
 
@@ -110,7 +113,9 @@ def _solve_densities(
     if eps * largest <= 1.0:
       break
     # The layers with the largest raw density would exceed density 1: make
-    # them dense and spread the remaining budget over the others.
+    # them dense and spread the remaining budget over the others. Each pass
+    # makes at least one layer dense (raw densities are finite and > 0, so
+    # ``largest`` is one of them): the loop ends.
     for i in free:
       if raw[i] == largest:
         dense[i] = True
@@ -196,6 +201,14 @@ def get_sparsities(
         _raw_density(shapes[i], distribution, erk_power_scale)
         for i in distributed
     ]
+    # A large power underflows the raw densities of big layers to 0 (or
+    # overflows small ones): no eps could then keep the budget.
+    checks.require(
+        all(math.isfinite(r) and r > 0 for r in raw),
+        'erk_power_scale',
+        f'{erk_power_scale!r} is too large for these layer shapes: '
+        '(sum(shape) / prod(shape)) ** erk_power_scale under- or overflows',
+    )
     densities = _solve_densities(sizes, raw, sparsity)
     for i, density in zip(distributed, densities):
       result[i] = max(0.0, 1.0 - density)

@@ -202,11 +202,18 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         if self._readable(step):
           # Intact, but not this config's state: never set it aside.
+          cause = (
+              '; '.join(
+                  f'config.{k} was {old!r}, now {new!r}'
+                  for k, (old, new) in changes.items()
+              )
+              or 'the code changed'
+          )
           raise errors.ResumeError(
               f'the checkpoint at step {step} in {self.directory} is intact '
-              "but does not match this config's state (its optimizer or "
-              f'model structure changed: {sorted(changes) or "by the code"}); '
-              'restore the original values or use a new --workdir'
+              "but does not match this config: the optimizer state's "
+              f"structure (or the model's) changed ({cause}); restore the "
+              'original values or use a new --workdir'
           ) from None
         self._set_aside(step, e)
         continue

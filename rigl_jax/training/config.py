@@ -296,6 +296,10 @@ def shrink_for_smoke_test(
   config.checkpoint_every_steps = num_steps
 
 
+# The most steps a run can have: the train state counts them in an int32.
+MAX_STEPS = 2**31 - 1
+
+
 def _require(condition: bool, key: str, message: str) -> None:
   if not condition:
     raise ConfigError(f'config.{key}: {message}')
@@ -341,6 +345,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
         key,
         f'must be a positive integer, got {config[key]!r}',
     )
+  # The train state counts steps in an int32.
+  _require(
+      config.num_train_steps <= MAX_STEPS,
+      'num_train_steps',
+      f'must be at most {MAX_STEPS}, got {config.num_train_steps!r}',
+  )
+  scaled = config.num_train_steps * config.training_multiplier
+  _require(
+      scaled <= MAX_STEPS,
+      'training_multiplier',
+      f'{config.training_multiplier!r} makes num_train_steps {scaled:.4g}, '
+      f'more than {MAX_STEPS}',
+  )
   _require(
       isinstance(config.dataset.num_workers, int)
       and config.dataset.num_workers >= 0,

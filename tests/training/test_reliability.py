@@ -60,6 +60,19 @@ BAD_VALUES = [
         'config.dataset.device_resident',
     ),
     ({'lr_schedule.name': 'step'}, 'config.lr_schedule.name'),
+    # Once a hang in the ERK solver, tracebacks or a run of 1e300 steps.
+    ({'erk_power_scale': float('nan')}, 'config.erk_power_scale'),
+    ({'erk_power_scale': float('inf')}, 'config.erk_power_scale'),
+    ({'erk_power_scale': 1000.0}, 'config.erk_power_scale'),
+    ({'training_multiplier': float('nan')}, 'config.training_multiplier'),
+    ({'training_multiplier': float('inf')}, 'config.training_multiplier'),
+    ({'training_multiplier': 1e300}, 'config.training_multiplier'),
+    ({'num_train_steps': 2**31}, 'config.num_train_steps'),
+    (
+        {'method': 'pruning', 'pruning.initial_sparsity': 1.5},
+        'config.pruning.initial_sparsity',
+    ),
+    ({'lr_schedule.decay_factor': -1.0}, 'config.lr_schedule.decay_factor'),
 ]
 
 
