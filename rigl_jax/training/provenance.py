@@ -18,26 +18,23 @@ def _version(package: str) -> Optional[str]:
     return None
 
 
+def _git(*args: str) -> str:
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return subprocess.run(
+      ['git', *args],
+      cwd=root,
+      capture_output=True,
+      text=True,
+      timeout=10,
+      check=True,
+  ).stdout.strip()
+
+
 def git_commit() -> Optional[str]:
   """The commit of the rigl_jax checkout in use ('+dirty' if edited)."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   try:
-    commit = subprocess.run(
-        ['git', 'rev-parse', 'HEAD'],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ['git', 'status', '--porcelain', '--untracked-files=no'],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout.strip()
+    commit = _git('rev-parse', 'HEAD')
+    dirty = _git('status', '--porcelain', '--untracked-files=no')
   except (OSError, subprocess.SubprocessError):
     return None  # Not a git checkout (an installed wheel), or no git.
   return commit + ('+dirty' if dirty else '')
