@@ -12,6 +12,7 @@ command line.
 from concurrent import futures
 import importlib.util
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def run_name(overrides: dict[str, Any]) -> str:
   parts = [f'{k}={_format(v)}' for k, v in overrides.items() if k != 'config']
   if 'config' in overrides:
     parts.insert(0, os.path.splitext(os.path.basename(overrides['config']))[0])
-  return ','.join(parts).replace('/', '_').replace(' ', '') or 'default'
+  name = ','.join(parts).replace('/', '_').replace(' ', '')
+  # Quotes, brackets and the like make paths hard to type and to glob.
+  return re.sub(r'[^\w.=,+^-]', '', name) or 'default'
 
 
 def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
