@@ -130,9 +130,12 @@ def test_runs_in_order_skips_finished_runs_and_reports_failures(
   process = sweep(experiment, f'--root={root}', '--run', *tiny)
   assert process.returncode == 1
   assert '1 of 2 runs failed' in process.stdout
-  with open(root / 'exp' / 'method=static' / 'results.json') as f:
+  # Workdirs are named by the runs' overrides and the --set values.
+  (static,) = (root / 'exp').glob('method=static,batch_size=32,*')
+  with open(static / 'results.json') as f:
     assert json.load(f)['topology']['method'] == 'static'
-  log = (root / 'exp' / 'method=nosuch' / 'log.txt').read_text()
+  (failed,) = (root / 'exp').glob('method=nosuch,*')
+  log = (failed / 'log.txt').read_text()
   assert 'config.method: must be one of' in log
   again = sweep(
       experiment, f'--root={root}', '--run', '--only=method=static', *tiny
@@ -159,12 +162,12 @@ def test_parallel_runs_share_the_accelerator_and_survive_a_failure(
   process = sweep(experiment, f'--root={root}', '--run', '--parallel=2', *tiny)
   assert process.returncode == 1
   # The failure, first in the list, stopped neither of the others.
-  assert process.stdout.strip().splitlines()[-2:] == [
-      '1 of 3 runs failed (see log.txt):',
-      f'  {root}/exp/method=nosuch',
-  ]
+  summary, failed = process.stdout.strip().splitlines()[-2:]
+  assert summary == '1 of 3 runs failed (see log.txt):'
+  assert failed.startswith(f'  {root}/exp/method=nosuch,')
   for method in ('static', 'set'):
-    with open(root / 'exp' / f'method={method}' / 'results.json') as f:
+    (workdir,) = (root / 'exp').glob(f'method={method},*')
+    with open(workdir / 'results.json') as f:
       assert json.load(f)['topology']['method'] == method
 
 
