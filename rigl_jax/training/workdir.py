@@ -11,6 +11,7 @@ import socket
 from typing import Any, Optional
 
 from absl import logging
+import jax
 import ml_collections
 
 from rigl_jax import errors
@@ -83,7 +84,9 @@ class Lock:
       return None, ''
 
   def __enter__(self) -> 'Lock':
-    if not is_local(self.path):
+    # One run, several processes (one per accelerator, or per host sharing
+    # a file system): the first one holds the lock for all.
+    if not is_local(self.path) or jax.process_index() != 0:
       return self
     for _ in range(2):
       try:
