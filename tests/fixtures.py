@@ -111,6 +111,39 @@ def run_main(
   )
 
 
+# What the pure-JAX packages (rigl_jax.sparse, rigl_jax.analysis) must run
+# without.
+RUNNER_AND_TENSORFLOW = (
+    'tensorflow',
+    'tensorflow_datasets',
+    'clu',
+    'grain',
+    'ml_collections',
+    'rigl_jax.data',
+    'rigl_jax.training',
+    'rigl_jax.models',
+)
+
+
+def run_without(
+    blocked: tuple[str, ...], body: str
+) -> subprocess.CompletedProcess:
+  """Runs the Python ``body`` in a subprocess where ``blocked`` cannot be imported."""
+  prelude = (
+      'import sys\n'
+      f'for name in {blocked!r}:\n'
+      '  sys.modules[name] = None  # Any import of these now fails.\n'
+  )
+  return subprocess.run(
+      [sys.executable, '-c', prelude + body],
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+      cwd=REPO_ROOT,
+  )
+
+
 def load_checkpoint(workdir: str, step: int) -> dict[str, Any]:
   """The train state saved at ``step`` as nested dicts of numpy arrays.
 
