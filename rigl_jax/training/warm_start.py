@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from rigl_jax.sparse import checks
@@ -91,8 +92,15 @@ def check(run: ml_collections.ConfigDict) -> None:
 
 def _restore(directory: str, step: int, target: dict[str, Any]) -> Any:
   path = os.path.join(directory, str(step), 'state')
+  # Explicit restore args: arrays land where the target's live, and orbax
+  # does not warn about reading shardings from the file.
   return ocp.PyTreeCheckpointer().restore(
-      path, args=ocp.args.PyTreeRestore(item=target, partial_restore=True)
+      path,
+      args=ocp.args.PyTreeRestore(
+          item=target,
+          restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True,
+      ),
   )
 
 
@@ -103,12 +111,19 @@ def latest_state(workdir: str, target: Optional[Any] = None) -> Any:
     workdir: a run's workdir.
     target: a dict of state fields with the structures to restore into
       (e.g. ``{'params': ..., 'masks': ...}``); None reads every field as
-      saved (tuples as lists).
+      saved (tuples as lists, arrays as numpy).
   """
   directory, step = _latest_step('workdir', workdir)
   path = os.path.join(directory, str(step), 'state')
   if target is None:
-    return ocp.PyTreeCheckpointer().restore(path)
+    checkpointer = ocp.PyTreeCheckpointer()
+    saved = checkpointer.metadata(path).item_metadata.tree
+    as_numpy = jax.tree.map(
+        lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved
+    )
+    return checkpointer.restore(
+        path, args=ocp.args.PyTreeRestore(restore_args=as_numpy)
+    )
   return _restore(directory, step, target)
 
 

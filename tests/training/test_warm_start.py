@@ -5,7 +5,6 @@ import os
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from rigl_jax.sparse import tree_paths
@@ -17,11 +16,7 @@ from tests import fixtures
 
 
 def saved_state(workdir):
-  directory = os.path.join(workdir, 'checkpoints')
-  step = max(int(name) for name in os.listdir(directory) if name.isdigit())
-  return ocp.PyTreeCheckpointer().restore(
-      os.path.join(directory, str(step), 'state')
-  )
+  return warm_start.latest_state(workdir)
 
 
 def initial_state(config):
