@@ -13,9 +13,11 @@ at 98% sparsity by default):
 3. RigL's masks are not lottery tickets: trained statically from the same
    initial values, or from fresh ones, they do worse than RigL.
 
-  python scripts/sparse_landscape.py --config=configs/mnist_lenet300.py \
-      --config.dataset.local_dir=../shared/data/mnist --config.sparsity=0.98 \
-      --root=/tmp/landscape --output_dir=docs/results/landscape_mnist
+  python scripts/sparse_landscape.py --config=experiments/landscape_mnist.py \
+      --config.dataset.local_dir=../shared/data/mnist --eval_batches=60 \
+      --root=/tmp/landscape_mnist --output_dir=docs/results/landscape_mnist
+
+experiments/landscape_cifar10.py holds the CIFAR-10 version (a WRN-10).
 
 Runs train under --root (finished ones are reused): pruning, static, the
 two restarts from static, rigl_s{i} and the tickets of each RigL run. The
@@ -34,7 +36,6 @@ from typing import Any
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
@@ -63,15 +64,13 @@ _EVAL_BATCHES = flags.DEFINE_integer(
 
 
 def train(name: str, **overrides: Any) -> dict[str, Any]:
-  """The results of run ``name`` (trained now unless finished)."""
-  workdir = os.path.join(_ROOT.value, name)
-  results_path = os.path.join(workdir, 'results.json')
-  if not os.path.exists(results_path):
-    logging.info('Training %s', name)
-    config = config_lib.set_values(copy.deepcopy(_CONFIG.value), overrides)
-    loop.train_and_evaluate(config, workdir)
-  with open(results_path, encoding='utf-8') as f:
-    return json.load(f)
+  """The results of run ``name``, trained now unless finished.
+
+  A finished run of another config is refused (naming the changed keys),
+  never reused.
+  """
+  config = config_lib.set_values(copy.deepcopy(_CONFIG.value), overrides)
+  return loop.train_and_evaluate(config, os.path.join(_ROOT.value, name))
 
 
 def solution(name: str) -> tuple[Any, Any, Any]:

@@ -204,6 +204,15 @@ def load(path_and_arg: str) -> ml_collections.ConfigDict:
   return module.get_config(arg)
 
 
+def load_relative(
+    config_file: str, path_and_arg: str
+) -> ml_collections.ConfigDict:
+  """Loads ``path_and_arg`` relative to ``config_file`` (a __file__)."""
+  return load(
+      os.path.join(os.path.dirname(os.path.abspath(config_file)), path_and_arg)
+  )
+
+
 def _split_top_level(text: str) -> list[str]:
   """Splits at commas outside brackets and quotes."""
   items, depth, quote, start = [], 0, '', 0

@@ -7,7 +7,23 @@ import sys
 
 import pytest
 
+from rigl_jax.training import build
+from rigl_jax.training import config as run_config
 from tests import fixtures
+
+EXPERIMENTS = ('landscape_mnist', 'landscape_cifar10')
+
+
+@pytest.mark.parametrize('name', EXPERIMENTS)
+def test_analysis_configs_build_and_document_their_command(name):
+  path = os.path.join(fixtures.REPO_ROOT, 'experiments', f'{name}.py')
+  config = run_config.load(path)
+  assert build.build(config).run.model.options.get('dropout_rate', 0.0) == 0
+  with open(path, encoding='utf-8') as f:
+    docstring = f.read()
+  assert (
+      f'scripts/sparse_landscape.py --config=experiments/{name}.py' in docstring
+  )
 
 
 @pytest.mark.slow
