@@ -32,10 +32,12 @@ import copy
 import json
 import os
 import statistics
+import time
 from typing import Any
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
@@ -150,6 +152,8 @@ def figure_left(setup, output: str) -> dict[str, Any]:
       ('Cubic Bézier (sparse)', 3, union),
       ('Quadratic Bézier (dense)', 2, None),
   ):
+    logging.info('Fitting the %s curve: %d steps', label, _FIT_STEPS.value)
+    started = time.time()
     fit = analysis.fit_curve(
         batch_loss,
         start,
@@ -160,6 +164,12 @@ def figure_left(setup, output: str) -> dict[str, Any]:
         order=order,
         optimizer=optax.adam(1e-3),
         subspace=subspace,
+    )
+    logging.info(
+        'Fitted the %s curve in %.0f s; mean loss of its last 100 steps %.4f',
+        label,
+        time.time() - started,
+        float(np.mean(fit.losses[-100:])),
     )
     paths[label] = analysis.evaluate_path(
         eval_fn,
