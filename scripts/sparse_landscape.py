@@ -19,13 +19,13 @@ at 98% sparsity by default):
 
 experiments/landscape_cifar10.py holds the CIFAR-10 version (a WRN-10).
 
-Runs train under --root (finished ones are reused): pruning, static, the
-two restarts from static, rigl_s{i} and the tickets of each RigL run. The
-output folder gets paths.md/png, restarts.md/png, lottery.md and
-numbers.json. For models with BatchNorm, curves are fitted with batch
-statistics and every evaluated point gets its statistics recomputed over
-training batches (Garipov et al.); dropout must be off
-(e.g. ``--config.model.options.dropout_rate=0.0``).
+Runs train under --root: pruning, static, the two restarts from static,
+rigl_s{i} and the tickets of each RigL run. A finished run is reused if its
+config matches, and refused otherwise. The output folder gets
+paths.md/png, restarts.md/png, lottery.md and numbers.json. For models with
+BatchNorm, curves are fitted with batch statistics and every evaluated point
+gets its statistics recomputed over training batches (Garipov et al.);
+dropout must be off (e.g. ``--config.model.options.dropout_rate=0.0``).
 """
 
 import copy

@@ -20,10 +20,8 @@ def test_analysis_configs_build_and_document_their_command(name):
   config = run_config.load(path)
   assert build.build(config).run.model.options.get('dropout_rate', 0.0) == 0
   with open(path, encoding='utf-8') as f:
-    docstring = f.read()
-  assert (
-      f'scripts/sparse_landscape.py --config=experiments/{name}.py' in docstring
-  )
+    source = f.read()
+  assert f'scripts/sparse_landscape.py --config=experiments/{name}.py' in source
 
 
 @pytest.mark.slow

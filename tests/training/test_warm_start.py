@@ -15,10 +15,6 @@ from rigl_jax.training import warm_start
 from tests import fixtures
 
 
-def saved_state(workdir):
-  return warm_start.latest_state(workdir)
-
-
 def initial_state(config):
   """The state a run of ``config`` starts from, warm start applied."""
   setup = build.build(config)
@@ -74,7 +70,7 @@ def test_a_warm_start_begins_at_the_other_runs_params_and_masks(
       },
   )
   state, _ = initial_state(config)
-  saved = saved_state(finished_runs['static'])
+  saved = warm_start.latest_state(finished_runs['static'])
   assert int(state.step) == 0
   assert_trees_equal(state.params, saved['params'])
   assert_trees_equal(state.masks, saved['masks'])
@@ -88,7 +84,7 @@ def test_a_warm_start_begins_at_the_other_runs_params_and_masks(
 def test_a_lottery_ticket_trains_the_masks_from_the_requested_init(
     finished_runs, mnist_dir
 ):
-  masks = saved_state(finished_runs['rigl'])['masks']
+  masks = warm_start.latest_state(finished_runs['rigl'])['masks']
   for seed in (None, 7):
     config = fixtures.tiny_mnist_config(
         mnist_dir,
