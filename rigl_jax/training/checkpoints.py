@@ -98,6 +98,23 @@ def check_resumable(
   return changes
 
 
+def read_as_saved(path: Any) -> Any:
+  """The pytree saved in the orbax item folder ``path``, arrays as numpy.
+
+  No target structure: tuples come back as lists.
+  """
+  path = epath.Path(path)
+  # The handler reads the item's tree metadata; the checkpointer would also
+  # look for step metadata in the item folder, and warn.
+  saved = ocp.PyTreeCheckpointHandler().metadata(path).tree
+  as_numpy = jax.tree.map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved
+  )
+  return ocp.PyTreeCheckpointer().restore(
+      path, args=ocp.args.PyTreeRestore(restore_args=as_numpy)
+  )
+
+
 class Checkpointer:
   """Saves and restores a run's state under one directory."""
 
@@ -231,9 +248,8 @@ class Checkpointer:
 
   def _readable(self, step: int) -> bool:
     """Whether the state at ``step`` reads as saved (no target structure)."""
-    path = epath.Path(self.directory) / str(step) / 'state'
     try:
-      ocp.PyTreeCheckpointer().restore(path)
+      read_as_saved(epath.Path(self.directory) / str(step) / 'state')
     except Exception:  # pylint: disable=broad-except
       return False
     return True

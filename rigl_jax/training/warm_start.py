@@ -18,10 +18,8 @@ error naming the key, and so is a leaf whose shape differs.
 import os
 from typing import Any, Callable, Optional
 
-from etils import epath
 import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 
 from rigl_jax.sparse import checks
@@ -117,15 +115,7 @@ def latest_state(workdir: str, target: Optional[Any] = None) -> Any:
   directory, step = _latest_step('workdir', workdir)
   path = os.path.join(directory, str(step), 'state')
   if target is None:
-    # The handler reads the item's tree metadata; the checkpointer would
-    # also look for step metadata in the item folder, and warn.
-    saved = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path)).tree
-    as_numpy = jax.tree.map(
-        lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved
-    )
-    return ocp.PyTreeCheckpointer().restore(
-        path, args=ocp.args.PyTreeRestore(restore_args=as_numpy)
-    )
+    return checkpoints_lib.read_as_saved(path)
   return _restore(directory, step, target)
 
 
