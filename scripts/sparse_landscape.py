@@ -89,6 +89,17 @@ def solution(name: str) -> tuple[Any, Any, Any]:
   return jax.tree.map(jnp.asarray, state['params']), masks, batch_stats
 
 
+def write_markdown(
+    path: str, title: str, table: list[str], footer: str = ''
+) -> None:
+  """Writes a titled markdown table, and a paragraph after it if given."""
+  text = f'# {title}\n\n' + '\n'.join(table) + '\n'
+  if footer:
+    text += f'\n{footer}\n'
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write(text)
+
+
 def loss_and_accuracy(setup: build.Setup, batch_stats: Any):
   """Training-set loss and accuracy of params, on fixed training batches.
 
@@ -199,14 +210,14 @@ def figure_left(setup, output: str) -> dict[str, Any]:
         'loss': path['loss'].tolist(),
         'accuracy': path['accuracy'].tolist(),
     }
-  with open(os.path.join(output, 'paths.md'), 'w', encoding='utf-8') as f:
-    f.write(
-        '# Training loss along paths from pruning (t = 0) to static (t = 1)'
-        '\n\n' + '\n'.join(lines) + '\n\nBarrier (max loss minus the higher '
-        'endpoint): '
-        + ', '.join(f'{k} {v["barrier"]:.4f}' for k, v in numbers.items())
-        + '.\n'
-    )
+  write_markdown(
+      os.path.join(output, 'paths.md'),
+      'Training loss along paths from pruning (t = 0) to static (t = 1)',
+      lines,
+      'Barrier (max loss minus the higher endpoint): '
+      + ', '.join(f'{k} {v["barrier"]:.4f}' for k, v in numbers.items())
+      + '.',
+  )
   plt = reports.pyplot()
   if plt is not None:
     figure, axes = plt.subplots(figsize=(6, 4))
@@ -259,10 +270,11 @@ def figure_right(static: dict[str, Any], output: str) -> dict[str, Any]:
         f'| {label} | {numbers[label]["train_loss"]:.4f} | '
         f'{100 * numbers[label]["test_accuracy"]:.2f} |'
     )
-  with open(os.path.join(output, 'restarts.md'), 'w', encoding='utf-8') as f:
-    f.write(
-        '# Restarting from the static solution\n\n' + '\n'.join(lines) + '\n'
-    )
+  write_markdown(
+      os.path.join(output, 'restarts.md'),
+      'Restarting from the static solution',
+      lines,
+  )
   plt = reports.pyplot()
   if plt is not None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -325,10 +337,11 @@ def lottery_table(output: str) -> dict[str, Any]:
         f'| {label} | {" / ".join(f"{a:.2f}" for a in accuracies)} | '
         f'{statistics.fmean(accuracies):.2f} ± {spread:.2f} |'
     )
-  with open(os.path.join(output, 'lottery.md'), 'w', encoding='utf-8') as f:
-    f.write(
-        "# RigL's final masks trained statically\n\n" + '\n'.join(lines) + '\n'
-    )
+  write_markdown(
+      os.path.join(output, 'lottery.md'),
+      "RigL's final masks trained statically",
+      lines,
+  )
   return numbers
 
 

@@ -150,17 +150,10 @@ def load_checkpoint(workdir: str, step: int) -> dict[str, Any]:
   Leaves come back as numpy arrays, so a state saved on any number of
   devices loads in the single-device test process.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
 
-  path = os.path.join(workdir, 'checkpoints', str(step), 'state')
-  checkpointer = ocp.PyTreeCheckpointer()
-  metadata = checkpointer.metadata(path).item_metadata.tree
-  restore_args = jax.tree.map(
-      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata
-  )
-  return checkpointer.restore(
-      path, args=ocp.args.PyTreeRestore(restore_args=restore_args)
+  return checkpoints.read_as_saved(
+      os.path.join(workdir, 'checkpoints', str(step), 'state')
   )
 
 

@@ -2,8 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -52,21 +50,8 @@ def test_a_finished_run_rerun_from_the_command_line_is_reported(
   assert not os.path.exists(os.path.join(workdir, 'lock'))
 
 
-def test_an_empty_workdir_flag_is_one_line(tmp_path):
-  process = subprocess.run(
-      [
-          sys.executable,
-          '-m',
-          'rigl_jax.main',
-          '--config=configs/mnist_lenet300.py',
-          '--workdir=',
-      ],
-      cwd=fixtures.REPO_ROOT,
-      capture_output=True,
-      text=True,
-      timeout=300,
-      check=False,
-  )
+def test_an_empty_workdir_flag_is_one_line():
+  process = fixtures.run_main('', {})
   assert process.returncode == 1, process.stderr[-2000:]
   assert process.stderr.strip().splitlines()[-1] == (
       'rigl_jax: WorkdirError: --workdir must name a directory, got ""'
