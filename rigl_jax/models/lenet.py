@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
+from rigl_jax.models import inputs
 from rigl_jax.models import widths
 
 
@@ -25,7 +25,7 @@ class LeNet300100(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train  # No dropout or normalization.
-    x = x.reshape((x.shape[0], -1)).astype(jnp.float32)
+    x = inputs.as_float(x.reshape((x.shape[0], -1)))
     for size in self.hidden_sizes:
       x = nn.relu(nn.Dense(widths.scale(size, self.width))(x))
     return nn.Dense(self.num_classes)(x)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from rigl_jax.models import batch_norm
+from rigl_jax.models import inputs
 from rigl_jax.models import widths
 
 # (pointwise output channels, stride of the depthwise convolution) of each
@@ -89,7 +90,7 @@ class MobileNetV1(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = x.astype(jnp.float32)
+    x = inputs.as_float(x)
     x = nn.Conv(
         widths.scale(32, self.width),
         (3, 3),

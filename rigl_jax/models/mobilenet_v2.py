@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from rigl_jax.models import batch_norm
+from rigl_jax.models import inputs
 from rigl_jax.models import widths
 
 # (expansion t, output channels c, repeats n, first stride s) of each
@@ -110,7 +111,7 @@ class MobileNetV2(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = x.astype(jnp.float32)
+    x = inputs.as_float(x)
     x = nn.Conv(
         widths.scale(32, self.width, DIVISOR),
         (3, 3),

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from rigl_jax.models import batch_norm
+from rigl_jax.models import inputs
 from rigl_jax.models import widths
 
 EXPANSION = 4  # A bottleneck's output has 4x its inner width.
@@ -84,7 +85,7 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = x.astype(jnp.float32)
+    x = inputs.as_float(x)
     x = nn.Conv(
         widths.scale(64, self.width),
         (7, 7),

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from rigl_jax.models import batch_norm
+from rigl_jax.models import inputs
 from rigl_jax.models import widths
 
 _conv_init = nn.initializers.he_normal()
@@ -78,7 +79,7 @@ class WideResNet(nn.Module):
     if (self.depth - 4) % 6:
       raise ValueError(f'WideResNet depth must be 6n + 4, got {self.depth}')
     blocks_per_group = (self.depth - 4) // 6
-    x = x.astype(jnp.float32)
+    x = inputs.as_float(x)
     x = nn.Conv(
         widths.scale(16, self.width),
         (3, 3),

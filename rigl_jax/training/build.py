@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -49,6 +50,8 @@ class Setup:
     tx: the optax optimizer (before the sparse wrapping).
     preprocess: the data set's device preprocessing.
     costs: parameter and FLOPs counts of the run.
+    compute_dtype: of activations and matmuls; None computes in the params'
+      float32 (``config.half_precision``).
   """
 
   run: ml_collections.ConfigDict
@@ -61,6 +64,7 @@ class Setup:
   tx: Any
   preprocess: data.DevicePreprocess
   costs: costs_lib.CostModel
+  compute_dtype: Optional[Any] = None
 
 
 def dummy_inputs(
@@ -300,6 +304,7 @@ def build(config: ml_collections.ConfigDict) -> Setup:
       tx=tx,
       preprocess=preprocess,
       costs=costs,
+      compute_dtype=jnp.bfloat16 if run.half_precision else None,
   )
 
 

@@ -55,8 +55,15 @@ def run_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def config_changes(
     saved: dict[str, Any], current: dict[str, Any]
 ) -> dict[str, tuple[Any, Any]]:
-  """{key: (saved value, current value)} of every key that differs."""
+  """{key: (saved value, current value)} of every key that differs.
+
+  A key that a checkpoint predates reads as its default in
+  ``config.base_config()``: keys are added with neutral defaults, which
+  compute what the code computed before they existed.
+  """
   missing = 'absent'
+  defaults = run_identity(config_lib.base_config())
+  saved = {**{k: v for k, v in defaults.items() if k in current}, **saved}
   return {
       key: (saved.get(key, missing), current.get(key, missing))
       for key in sorted(set(saved) | set(current))

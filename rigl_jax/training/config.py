@@ -96,6 +96,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_batch_size = 1000
   config.seed = 0
   config.label_smoothing = 0.0
+  # Mixed precision: bfloat16 activations and matmuls; params, masks,
+  # optimizer state, gradients and drop/grow scores stay float32.
+  config.half_precision = False
 
   # The blocks of every method (mask_update, snfs, snip, pruning, ...).
   for name, block in _method_blocks().items():
@@ -378,6 +381,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
       and 0.0 <= config.label_smoothing < 1.0,
       'label_smoothing',
       f'must be in [0, 1), got {config.label_smoothing!r}',
+  )
+  _require(
+      isinstance(config.half_precision, bool),
+      'half_precision',
+      f'must be True or False, got {config.half_precision!r}',
   )
   _require(
       config.seed == int(config.seed),

@@ -174,6 +174,7 @@ def compile_steps(
               preprocess=setup.preprocess,
               seed=run.seed,
               load_batch=feed.batch,
+              compute_dtype=setup.compute_dtype,
           ),
           out_shardings=(replicated, replicated),
           donate_argnums=(0, 1),
@@ -184,7 +185,9 @@ def compile_steps(
   }
   evaluate = (
       jax.jit(
-          steps.make_eval_step(setup.model, setup.preprocess),
+          steps.make_eval_step(
+              setup.model, setup.preprocess, setup.compute_dtype
+          ),
           out_shardings=replicated,
           donate_argnums=(1,),
       )

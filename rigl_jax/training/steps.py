@@ -122,22 +122,40 @@ def apply_model(
     inputs: jax.Array,
     train: bool,
     dropout_rng: Optional[jax.Array] = None,
+    compute_dtype: Optional[jnp.dtype] = None,
 ) -> tuple[jax.Array, Any]:
-  """Logits, and the updated BatchNorm statistics when training.
+  """Float32 logits, and the updated BatchNorm statistics when training.
 
-  ``dropout_rng`` feeds the models' dropout layers when training.
+  ``dropout_rng`` feeds the models' dropout layers when training. With a
+  ``compute_dtype`` (bfloat16 for mixed precision) the params and floating
+  inputs are cast to it for this pass, so activations and matmuls run in it;
+  the params themselves, their gradients and the BatchNorm statistics stay
+  float32.
   """
+  if compute_dtype is not None:
+    params = cast_floating(params, compute_dtype)
+    inputs = cast_floating(inputs, compute_dtype)
   variables = {'params': params}
   rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
   if batch_stats is None:
-    return model.apply(variables, inputs, train=train, rngs=rngs), None
+    logits = model.apply(variables, inputs, train=train, rngs=rngs)
+    return logits.astype(jnp.float32), None
   variables['batch_stats'] = batch_stats
   if not train:
-    return model.apply(variables, inputs, train=False), batch_stats
+    logits = model.apply(variables, inputs, train=False)
+    return logits.astype(jnp.float32), batch_stats
   logits, updates = model.apply(
       variables, inputs, train=True, mutable=['batch_stats'], rngs=rngs
   )
-  return logits, updates['batch_stats']
+  return logits.astype(jnp.float32), updates['batch_stats']
+
+
+def cast_floating(tree: Any, dtype: jnp.dtype) -> Any:
+  """``tree`` with its floating-point leaves cast to ``dtype``."""
+  return jax.tree.map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+      tree,
+  )
 
 
 def _no_preprocessing(batch: Batch, rng: jax.Array, train: bool) -> Batch:
@@ -171,6 +189,7 @@ def make_train_step(
     preprocess: DevicePreprocess = _no_preprocessing,
     seed: int = 0,
     load_batch: BatchLoader = _batch_as_given,
+    compute_dtype: Optional[jnp.dtype] = None,
 ) -> Callable[[TrainState, TrainMetrics, Any], tuple[TrainState, TrainMetrics]]:
   """A step: dense gradients, an optimizer step, maybe a topology update.
 
@@ -183,6 +202,8 @@ def make_train_step(
     seed: seeds the augmentation keys, one per step.
     load_batch: makes the step's batch of its inputs (by default the inputs
       are the batch).
+    compute_dtype: of activations and matmuls (None: the params' float32);
+      see ``apply_model``.
 
   Returns:
     ``(state, metrics, inputs) -> (state, metrics)``, the batch's metrics
@@ -203,6 +224,7 @@ def make_train_step(
           batch['inputs'],
           train=True,
           dropout_rng=dropout_key(seed, state.step),
+          compute_dtype=compute_dtype,
       )
       per_label = cross_entropy(logits, batch['labels'], label_smoothing)
       loss = jnp.sum(per_label * weights) / jnp.maximum(jnp.sum(weights), 1)
@@ -227,14 +249,21 @@ def make_train_step(
 
 
 def make_eval_step(
-    model: nn.Module, preprocess: DevicePreprocess = _no_preprocessing
+    model: nn.Module,
+    preprocess: DevicePreprocess = _no_preprocessing,
+    compute_dtype: Optional[jnp.dtype] = None,
 ) -> Callable[[TrainState, Metrics, Batch], Metrics]:
   """Adds the metrics of one (padded) evaluation batch to ``metrics``."""
 
   def eval_step(state: TrainState, metrics: Metrics, batch: Batch) -> Metrics:
     batch = preprocess(batch, jax.random.key(0), False)
     logits, _ = apply_model(
-        model, state.params, state.batch_stats, batch['inputs'], train=False
+        model,
+        state.params,
+        state.batch_stats,
+        batch['inputs'],
+        train=False,
+        compute_dtype=compute_dtype,
     )
     return metrics.add(
         cross_entropy(logits, batch['labels']),
