@@ -70,14 +70,21 @@ def bare_steps_per_second(
   return num_steps / (time.perf_counter() - start)
 
 
-def end_to_end_steps_per_second(
-    config_path: str, method: str, overrides: dict[str, Any]
-) -> float:
+def run(
+    config_path: str, method: str, overrides: dict[str, Any], workdir: str
+) -> dict[str, Any]:
+  """The results of ``train_and_evaluate`` of the config in ``workdir``."""
   config = run_config.set_values(
       run_config.load(config_path), {**overrides, 'method': method}
   )
+  return train.train_and_evaluate(config, workdir)
+
+
+def end_to_end_steps_per_second(
+    config_path: str, method: str, overrides: dict[str, Any]
+) -> float:
   with tempfile.TemporaryDirectory() as workdir:
-    return train.train_and_evaluate(config, workdir)['steps_per_second']
+    return run(config_path, method, overrides, workdir)['steps_per_second']
 
 
 def measure(

@@ -7,14 +7,19 @@ and dtypes the data set's pipeline delivers).
 """
 
 import dataclasses
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
+import flax
 import jax
+import jaxlib
 import ml_collections
 import numpy as np
+import optax
 
 from rigl_jax import data
 from rigl_jax.training import config as run_config
@@ -132,3 +137,32 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
   ]
   lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
   return '\n'.join(lines)
+
+
+def cpu_name() -> str:
+  """The processor model, as /proc/cpuinfo names it."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown CPU'
+
+
+def machine() -> str:
+  """The processor, accelerators, OS and library versions, in a line."""
+  device = jax.devices()[0]
+  accelerator = (
+      ''
+      if device.platform == 'cpu'
+      else f', {len(jax.devices())} x {device.device_kind}'
+  )
+  return (
+      f'{cpu_name()}, {os.cpu_count()} cores{accelerator}; '
+      f'{platform.system()} {platform.release()}; Python '
+      f'{platform.python_version()}; jax {jax.__version__}, jaxlib '
+      f'{jaxlib.__version__}, flax {flax.__version__}, optax '
+      f'{optax.__version__}'
+  )

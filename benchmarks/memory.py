@@ -9,7 +9,7 @@ hold for a step, the larger of a plain and an update step.
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from absl import app
 from absl import flags
@@ -40,11 +40,16 @@ def peak_bytes(bench: harness.Bench) -> int:
   return max(peaks)
 
 
-def measure(name: str) -> list[list[str]]:
-  config_path, overrides = workloads.WORKLOADS[name]
+def measure(
+    name: str, benches: Optional[dict[str, harness.Bench]] = None
+) -> list[list[str]]:
+  """Rows of ``METHODS`` on ``name``, or of those ``benches`` compiled."""
+  config_path, overrides = workloads.lookup(name)
   rows, dense_peak = [], None
-  for method in METHODS:
-    bench = harness.build(config_path, method, overrides)
+  for method in [m for m in METHODS if benches is None or m in benches]:
+    bench = (benches or {}).get(method) or harness.build(
+        config_path, method, overrides
+    )
     state = bench.state
     params = nbytes(state.params)
     masked = sum(m.size for m in jax.tree.leaves(state.masks))

@@ -12,17 +12,14 @@ the load.
 
 import datetime
 import os
-import platform
 from collections.abc import Sequence
 
 from absl import app
 from absl import flags
-import flax
 import jax
-import jaxlib
-import optax
 
 from benchmarks import end_to_end
+from benchmarks import harness
 from benchmarks import input_pipeline
 from benchmarks import memory
 from benchmarks import selection
@@ -79,42 +76,18 @@ _E2E_MULTIPLIER = flags.DEFINE_float(
 )
 
 
-def cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown CPU'
-
-
-def machine() -> str:
-  device = jax.devices()[0]
-  accelerator = (
-      ''
-      if device.platform == 'cpu'
-      else f', {len(jax.devices())} x {device.device_kind}'
-  )
-  return (
-      f'{cpu_name()}, {os.cpu_count()} cores{accelerator}; '
-      f'{platform.system()} {platform.release()}; Python '
-      f'{platform.python_version()}; jax {jax.__version__}, jaxlib '
-      f'{jaxlib.__version__}, flax {flax.__version__}, optax '
-      f'{optax.__version__}'
-  )
-
-
 def report() -> tuple[str, list[str]]:
   """Runs the chosen benchmarks: the machine title and its subsections."""
   device = jax.devices()[0]
   title = _SECTION.value or (
-      f'CPU: {cpu_name()}, {os.cpu_count()} cores'
+      f'CPU: {harness.cpu_name()}, {os.cpu_count()} cores'
       if device.platform == 'cpu'
       else f'{device.platform.upper()}: {device.device_kind}'
   )
-  measured = f'Measured {datetime.date.today().isoformat()} on ' f'{machine()}.'
+  measured = (
+      f'Measured {datetime.date.today().isoformat()} on '
+      f'{harness.machine()}.'
+  )
   sections = {
       'step_time': (
           'Train step against dense',

@@ -10,6 +10,7 @@ of every 100 with ΔT = 100).
 """
 
 from collections.abc import Sequence
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -18,13 +19,24 @@ from benchmarks import harness
 from benchmarks import workloads
 
 
-def measure(name: str, repeats: int) -> list[list[str]]:
-  """Rows: method, sparsity, ms/step, ratio to dense."""
-  config_path, overrides = workloads.WORKLOADS[name]
-  benches = {
-      m: harness.build(config_path, m, overrides)
-      for m in workloads.STEP_METHODS
-  }
+def build_benches(
+    name: str, methods: Sequence[str] = workloads.STEP_METHODS
+) -> dict[str, harness.Bench]:
+  """The compiled steps of ``methods`` (dense first) on ``name``."""
+  config_path, overrides = workloads.lookup(name)
+  return {m: harness.build(config_path, m, overrides) for m in methods}
+
+
+def measure(
+    name: str,
+    repeats: int,
+    benches: Optional[dict[str, harness.Bench]] = None,
+) -> list[list[str]]:
+  """Rows: method, sparsity, ms/step, ratio to dense.
+
+  ``benches`` (of ``build_benches``) saves compiling the steps again.
+  """
+  benches = benches or build_benches(name)
   calls = {m: b.chain(b.plain_step) for m, b in benches.items()}
   seconds = harness.time_interleaved(calls, warmup=3, repeats=repeats)
   rows = []

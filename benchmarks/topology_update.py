@@ -12,6 +12,7 @@ executables, which cannot recompile: a call they do not fit raises.
 """
 
 from collections.abc import Sequence
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -30,9 +31,13 @@ def topology_update_alone(state, grads):
   return state.apply_gradients(grads=grads, topology_update=True)
 
 
-def measure(name: str, repeats: int) -> list[str]:
-  config_path, overrides = workloads.WORKLOADS[name]
-  bench = harness.build(config_path, 'rigl', overrides)
+def measure(
+    name: str, repeats: int, bench: Optional[harness.Bench] = None
+) -> list[str]:
+  """The row of ``name``; ``bench``: its RigL steps, already compiled."""
+  if bench is None:
+    config_path, overrides = workloads.lookup(name)
+    bench = harness.build(config_path, 'rigl', overrides)
   interval = bench.config.mask_update.interval
   grads = jax.tree.map(lambda p: p * 0.5 + 0.1, bench.state.params)
   update_only = jax.jit(topology_update_alone)

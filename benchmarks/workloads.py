@@ -12,5 +12,34 @@ WORKLOADS = {
     ),
 }
 
+# The sizes the papers train at, for an accelerator (scripts/gpu_check.sh):
+# ResNet-50 in mixed precision as on TPUs and GPUs.
+GPU_WORKLOADS = {
+    'WRN-22-2': ('configs/cifar10_wrn22_2.py', {'batch_size': 128}),
+    'ResNet-50 bf16': (
+        'configs/imagenet_resnet50.py',
+        {'batch_size': 256, 'dataset.image_size': 224, 'half_precision': True},
+    ),
+}
+
+# GPU_WORKLOADS shrunk to seconds on a CPU (gpu_check.sh --smoke).
+SMOKE_WORKLOADS = {
+    'WRN-10 smoke': ('configs/cifar10_wrn22_2.py:smoke', {'batch_size': 8}),
+    'ResNet-50 bf16 smoke': (
+        'configs/imagenet_resnet50.py:smoke',
+        {'batch_size': 4, 'dataset.image_size': 32, 'half_precision': True},
+    ),
+}
+
+
+def lookup(name: str) -> tuple[str, dict[str, object]]:
+  """The (config file, overrides) of the workload ``name``."""
+  for table in (WORKLOADS, GPU_WORKLOADS, SMOKE_WORKLOADS):
+    if name in table:
+      return table[name]
+  known = sorted({*WORKLOADS, *GPU_WORKLOADS, *SMOKE_WORKLOADS})
+  raise ValueError(f'unknown workload {name!r}; known: {known}')
+
+
 # Methods whose steady-state step is compared with the dense step.
 STEP_METHODS = ('dense', 'static', 'set', 'snfs', 'rigl', 'pruning')

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
+from rigl_jax import errors
 from rigl_jax.training import config as config_lib
 
 # Keys that cannot change a run's result do not name workdirs (a run may
@@ -170,15 +172,36 @@ def run_environment(parallel: int) -> dict[str, str]:
   return env
 
 
-def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
+def _wait(process: subprocess.Popen, deadline: Optional[float]) -> int:
+  """The exit code of ``process``, sent SIGTERM at ``deadline`` if running."""
+  try:
+    return process.wait(
+        None if deadline is None else max(0.0, deadline - time.time())
+    )
+  except subprocess.TimeoutExpired:
+    process.send_signal(signal.SIGTERM)
+    return process.wait()
+
+
+def run_all(
+    runs: list[tuple[str, list[str]]],
+    parallel: int,
+    time_budget: Optional[float] = None,
+) -> list[str]:
   """Runs the commands, ``parallel`` at a time; returns the failed workdirs.
+
+
 
   Each run logs to ``workdir/log.txt``. A run with a results.json whose
   config has the run's values is skipped; one whose config differs fails
-  without running (its workdir belongs to another run).
+  without running (its workdir belongs to another run). After
+  ``time_budget`` seconds the runs still going get SIGTERM, which makes
+  them write a checkpoint and exit (running the sweep again continues
+  them), and no other run starts.
   """
   env = run_environment(parallel)
   print_lock = threading.Lock()
+  deadline = None if time_budget is None else time.time() + time_budget
 
   def report(*parts: str) -> None:
     with print_lock:
@@ -195,18 +218,27 @@ def run_all(runs: list[tuple[str, list[str]]], parallel: int) -> list[str]:
         return False
       report(f'[{i}/{len(runs)}] done already: {workdir}')
       return True
+    if deadline is not None and time.time() >= deadline:
+      report(f'[{i}/{len(runs)}] not started (time budget spent): {workdir}')
+      return False
     report(f'[{i}/{len(runs)}] {shlex.join(args)}')
     start = time.time()
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'log.txt'), 'a') as log:
-      returncode = subprocess.call(
-          [sys.executable] + args[1:],
-          stdout=log,
-          stderr=subprocess.STDOUT,
-          env=env,
+      returncode = _wait(
+          subprocess.Popen(
+              [sys.executable] + args[1:],
+              stdout=log,
+              stderr=subprocess.STDOUT,
+              env=env,
+          ),
+          deadline,
       )
+    stopped = ' (stopped at the time budget; checkpointed)' * (
+        returncode == errors.Preempted.exit_code
+    )
     report(
-        f'[{i}/{len(runs)}] exit {returncode} after '
+        f'[{i}/{len(runs)}] exit {returncode}{stopped} after '
         f'{time.time() - start:.0f} s: {workdir}'
     )
     return returncode == 0

@@ -42,6 +42,12 @@ _PARALLEL = flags.DEFINE_integer(
     1,
     'With --run: runs at once, each with 1/N of the ' 'accelerator memory.',
 )
+_TIME_BUDGET = flags.DEFINE_float(
+    'time_budget',
+    None,
+    'With --run: seconds after which the runs still going write a '
+    'checkpoint and stop (the same command continues them).',
+)
 flags.mark_flag_as_required('root')
 
 
@@ -62,7 +68,7 @@ def main(argv: Sequence[str]) -> None:
     for _, args in runs:
       print(shlex.join(args))
     return
-  failed = sweeps.run_all(runs, _PARALLEL.value)
+  failed = sweeps.run_all(runs, _PARALLEL.value, _TIME_BUDGET.value)
   if failed:
     print(
         f'{len(failed)} of {len(runs)} runs failed (see log.txt):',

@@ -9,6 +9,10 @@ import pytest
 
 from tests import fixtures
 
+# Several devices here are host CPU devices (XLA_FLAGS); an accelerator
+# machine gives its own count.
+pytestmark = pytest.mark.cpu_only
+
 
 def run_on(devices, workdir, overrides):
   env = {

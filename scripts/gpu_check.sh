@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# One command that checks rigl_jax on an accelerator machine, in parts that
+# each have a time budget, writing what each part measured as it ends.
+#
+#   bash scripts/gpu_check.sh [--smoke] [--out DIR] [--wheels DIR] \
+#       [--cifar_dir DIR] [--cifar_archive FILE]
+#
+# 1. install: the wheels in --wheels (without their dependencies), then the
+#    project itself without dependencies: the machine's JAX is kept;
+# 2. env: jax.devices() and the versions;
+# 3. tests: the fast test subset, less the tests marked cpu_only;
+# 4. steps: every method's train step against dense, one RigL update and
+#    memory, on WRN-22-2 (batch 128) and ResNet-50 (batch 256, 224px, bf16);
+# 5. end_to_end: a short CIFAR-10 WRN-22-2 job against its bare steps.
+#
+# Results go to --out (default $OUT, else /tmp/gpu_check): PART.md,
+# PART.json and PART.log per part, and gpu_check.md joining them, rewritten
+# after every part, so a kill loses at most the running part. --smoke
+# shrinks every part to seconds on a CPU. --cifar_archive FILE (a tar of
+# the train/ and test/ folders of the JPEG zip, compressed or not) rebuilds
+# cifar10-jpg.zip in --cifar_dir first: the same JPEG bytes in fewer bytes
+# to carry. Budgets (seconds) come from BUDGET_TESTS, BUDGET_STEPS and
+# BUDGET_E2E; the defaults keep the whole check under 9 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+out=${OUT:-/tmp/gpu_check}
+wheels=''
+cifar_dir=../shared/data/cifar10
+cifar_archive=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --out) out=$2; shift ;;
+    --wheels) wheels=$2; shift ;;
+    --cifar_dir) cifar_dir=$2; shift ;;
+    --cifar_archive) cifar_archive=$2; shift ;;
+    *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+mkdir -p "$out"
+python=${PYTHON:-python3}
+summary="$out/gpu_check.md"
+if [ "$smoke" = 1 ]; then
+  smoke_flag=--smoke
+  budget_tests=${BUDGET_TESTS:-0}
+  budget_steps=${BUDGET_STEPS:-600}
+  budget_e2e=${BUDGET_E2E:-600}
+else
+  smoke_flag=''
+  budget_tests=${BUDGET_TESTS:-90}
+  budget_steps=${BUDGET_STEPS:-300}
+  budget_e2e=${BUDGET_E2E:-100}
+fi
+# Several processes may share one accelerator: none takes it all at start.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+
+{
+  echo "# Accelerator check"
+  echo
+  echo "\`scripts/gpu_check.sh$([ "$smoke" = 1 ] && echo ' --smoke')\`, $(date -u +%Y-%m-%dT%H:%MZ)."
+  echo
+  echo "| part | exit | seconds | budget |"
+  echo "|---|---|---|---|"
+} >"$out/parts.md"
+
+join_results() {
+  {
+    cat "$out/parts.md"
+    for name in env steps end_to_end tests; do
+      [ -f "$out/$name.md" ] && { echo; cat "$out/$name.md"; }
+    done
+  } >"$summary"
+}
+
+# part NAME BUDGET COMMAND...: runs COMMAND (a program or a function of
+# this script), stopped after BUDGET seconds.
+part() {
+  local name=$1 budget=$2 start rc
+  shift 2
+  start=$(date +%s)
+  echo "== $name (budget ${budget} s)"
+  timeout --kill-after=15 "$budget" bash -c '"$@"' part "$@" \
+    >"$out/$name.log" 2>&1
+  rc=$?
+  [ $rc = 124 ] && rc='124 (budget spent)'
+  echo "| $name | $rc | $(($(date +%s) - start)) | $budget |" >>"$out/parts.md"
+  tail -n 5 "$out/$name.log"
+  join_results
+}
+
+install_part() {
+  if [ -n "$wheels" ]; then
+    "$python" -m pip install -q --no-index --no-deps "$wheels"/*.whl || return
+  fi
+  "$python" -m pip install -q --no-deps --no-build-isolation -e . || return
+  if [ -n "$cifar_archive" ]; then
+    "$python" scripts/cifar10_archive.py unpack "$cifar_archive" \
+      "$cifar_dir/cifar10-jpg.zip" || return
+  fi
+}
+
+tests_part() {
+  "$python" -m pytest -q -n 8 -m 'not slow and not cpu_only' \
+    -p no:cacheprovider tests
+  local rc=$?
+  # The log's last line counts what ran, passed and failed.
+  { echo '### Fast tests'; echo; echo '```'; tail -n 15 "$out/tests.log"; \
+    echo '```'; } >"$out/tests.md"
+  return $rc
+}
+
+export python out wheels cifar_dir cifar_archive
+export -f install_part tests_part
+part install 120 install_part
+part env 60 "$python" -m benchmarks.gpu_check --part=env --out="$out" \
+  $smoke_flag
+if [ "$budget_tests" -gt 0 ]; then
+  part tests "$budget_tests" tests_part
+  # A test run cut short still leaves the counts it reached.
+  [ -f "$out/tests.md" ] || { echo '### Fast tests'; echo; echo '```'; \
+    tail -n 15 "$out/tests.log"; echo '```'; } >"$out/tests.md"
+  join_results
+fi
+part steps "$budget_steps" "$python" -m benchmarks.gpu_check --part=steps \
+  --out="$out" $smoke_flag
+part end_to_end "$budget_e2e" "$python" -m benchmarks.gpu_check \
+  --part=end_to_end --out="$out" --cifar_dir="$cifar_dir" $smoke_flag
+echo "gpu_check: results in $summary"

@@ -1,0 +1,89 @@
+r"""Where each run under a sweep root stands, from its workdir, as Markdown.
+
+  python scripts/run_progress.py ROOT/EXPERIMENT
+
+A row per workdir: finished or not, the step of its latest checkpoint
+(where the same command resumes), its latest training speed and every
+evaluation so far, read from results.json when the run has finished and
+from the log.txt that scripts/sweep.py writes otherwise.
+"""
+
+import json
+import os
+import re
+import sys
+
+# The metric lines of the run's log: '[STEP] eval/loss=..., eval/accuracy=...'.
+_METRICS = re.compile(r'\] \[(\d+)\] (.*)$')
+
+
+def _log_metrics(path: str) -> tuple[dict[int, float], float]:
+  """{step: eval accuracy} and the last steps/s in a run's log.txt."""
+  evals, speed = {}, float('nan')
+  if not os.path.exists(path):
+    return evals, speed
+  with open(path, errors='replace') as f:
+    for line in f:
+      match = _METRICS.search(line)
+      if not match:
+        continue
+      values = dict(
+          pair.split('=', 1)
+          for pair in match.group(2).split(', ')
+          if '=' in pair
+      )
+      if 'eval/accuracy' in values:
+        evals[int(match.group(1))] = float(values['eval/accuracy'])
+      if 'steps_per_second' in values:
+        speed = float(values['steps_per_second'])
+  return evals, speed
+
+
+def _latest_checkpoint(workdir: str) -> int:
+  directory = os.path.join(workdir, 'checkpoints')
+  steps = (
+      [int(n) for n in os.listdir(directory) if n.isdigit()]
+      if (os.path.isdir(directory))
+      else []
+  )
+  return max(steps, default=0)
+
+
+def row(workdir: str) -> list[str]:
+  results_path = os.path.join(workdir, 'results.json')
+  evals, speed = _log_metrics(os.path.join(workdir, 'log.txt'))
+  finished = os.path.exists(results_path)
+  if finished:
+    with open(results_path) as f:
+      results = json.load(f)
+    evals = {e['step']: e['accuracy'] for e in results['history']['eval']}
+    speed = results['steps_per_second']
+  history = ', '.join(f'{s}: {a:.4f}' for s, a in sorted(evals.items()))
+  return [
+      os.path.basename(workdir),
+      'yes' if finished else 'no',
+      str(_latest_checkpoint(workdir)),
+      f'{speed:.1f}',
+      history or '-',
+  ]
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) != 2:
+    sys.exit(__doc__)
+  root = argv[1]
+  rows = [
+      row(os.path.join(root, name))
+      for name in sorted(os.listdir(root))
+      if os.path.isdir(os.path.join(root, name))
+  ]
+  print(
+      '| run | finished | checkpoint step | steps/s | eval accuracy by step |'
+  )
+  print('|---|---|---|---|---|')
+  for r in rows:
+    print('| ' + ' | '.join(r) + ' |')
+
+
+if __name__ == '__main__':
+  main(sys.argv)
