@@ -111,12 +111,19 @@ def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
 
 
 def time_interleaved(
-    calls: dict[str, Callable[[], Any]], *, warmup: int, repeats: int
+    calls: dict[str, Callable[[], Any]],
+    *,
+    warmup: int,
+    repeats: int,
+    back_to_back: int = 1,
 ) -> dict[str, float]:
   """Median seconds of each call, measured round-robin after warm-up.
 
   Interleaving spreads slow phases of the machine (other processes, thermal
-  changes) over every call instead of penalizing whichever ran then.
+  changes) over every call instead of penalizing whichever ran then. Each
+  sample times ``back_to_back`` calls dispatched before one wait, as a
+  training loop dispatches steps: on an accelerator a wait after every
+  call would add the launch latency that training hides.
   """
   for call in calls.values():
     for _ in range(warmup):
@@ -125,8 +132,10 @@ def time_interleaved(
   for _ in range(repeats):
     for name, call in calls.items():
       start = time.perf_counter()
+      for _ in range(back_to_back - 1):
+        call()
       jax.block_until_ready(call())
-      times[name].append(time.perf_counter() - start)
+      times[name].append((time.perf_counter() - start) / back_to_back)
   return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -31,14 +31,18 @@ def measure(
     name: str,
     repeats: int,
     benches: Optional[dict[str, harness.Bench]] = None,
+    back_to_back: int = 1,
 ) -> list[list[str]]:
   """Rows: method, sparsity, ms/step, ratio to dense.
 
-  ``benches`` (of ``build_benches``) saves compiling the steps again.
+  ``benches`` (of ``build_benches``) saves compiling the steps again;
+  ``back_to_back`` steps are dispatched before each wait.
   """
   benches = benches or build_benches(name)
   calls = {m: b.chain(b.plain_step) for m, b in benches.items()}
-  seconds = harness.time_interleaved(calls, warmup=3, repeats=repeats)
+  seconds = harness.time_interleaved(
+      calls, warmup=3, repeats=repeats, back_to_back=back_to_back
+  )
   rows = []
   for method, bench in benches.items():
     sparsity = (

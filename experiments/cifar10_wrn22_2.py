@@ -11,12 +11,7 @@ CONFIG = 'configs/cifar10_wrn22_2.py'
 
 def runs() -> list[dict[str, object]]:
   first = [dict(method='dense')] + [
-      dict(method=m, sparsity=0.9)
-      for m in ('static', 'set', 'rigl', 'pruning')
+      dict(method=m, sparsity=0.9) for m in ('static', 'set', 'rigl', 'pruning')
   ]
   second = [dict(method=m, sparsity=0.8) for m in ('rigl', 'static')]
-  return [
-      {**run, 'seed': seed}
-      for seed in (0, 1)
-      for run in first + second
-  ]
+  return [{**run, 'seed': seed} for seed in (0, 1) for run in first + second]

@@ -183,3 +183,35 @@ def test_each_parallel_run_gets_its_share_of_device_memory(monkeypatch):
   assert 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in sweeps.run_environment(1)
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.5')
   assert sweeps.run_environment(4)['XLA_PYTHON_CLIENT_MEM_FRACTION'] == ('0.5')
+
+
+@pytest.mark.slow
+def test_time_budget_checkpoints_the_running_run_and_starts_no_other(
+    tmp_path, mnist_dir
+):
+  experiment = write_experiment(
+      tmp_path / 'exp.py',
+      'def runs():\n  return [dict(method="static"), dict(method="set")]\n',
+  )
+  overrides = {
+      **fixtures.tiny_mnist_overrides(mnist_dir),
+      # Longer than the budget; checkpoints only when stopped.
+      'num_train_steps': 10**7,
+      'checkpoint_every_steps': 10**7,
+      'eval_every_steps': 10**7,
+  }
+  tiny = [
+      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
+      for k, v in overrides.items()
+  ]
+  root = tmp_path / 'root'
+  process = sweep(
+      experiment, f'--root={root}', '--run', '--time_budget=20', *tiny
+  )
+  assert process.returncode == 1
+  assert 'exit 75 (stopped at the time budget; checkpointed)' in process.stdout
+  assert 'not started (time budget spent)' in process.stdout
+  (static,) = (root / 'exp').glob('method=static,*')
+  (step,) = os.listdir(static / 'checkpoints')
+  assert int(step) > 0
+  assert not list((root / 'exp').glob('method=set,*/checkpoints'))
