@@ -5,10 +5,11 @@ r"""The measurements of an accelerator check, one part per call.
 
 Parts:
 - ``env``: the devices, the library versions and the device memory;
-- ``steps``: for each workload of ``workloads.GPU_WORKLOADS`` (WRN-22-2 at
-  batch 128; ResNet-50 at batch 256, 224px, bfloat16), the train step of
-  every method against dense, one RigL topology update against a train
-  step, and the memory of masks, method state and a step;
+- ``steps``: the radix select of the mask updates against a sort; then for
+  each workload of ``workloads.GPU_WORKLOADS`` (WRN-22-2 at batch 128;
+  ResNet-50 at batch 256, 224px, bfloat16), the train step of every method
+  against dense, one RigL topology update against a train step, and the
+  memory of masks, method state and a step;
 - ``end_to_end``: a short CIFAR-10 WRN-22-2 RigL job through
   ``train_and_evaluate`` (real data, logging, summaries, checkpoints)
   against its own compiled steps called back to back.
@@ -34,6 +35,7 @@ import jax
 from benchmarks import end_to_end
 from benchmarks import harness
 from benchmarks import memory
+from benchmarks import selection
 from benchmarks import step_time
 from benchmarks import topology_update
 from benchmarks import workloads
@@ -186,6 +188,13 @@ def main(argv: Sequence[str]) -> None:
   if _PART.value == 'env':
     measure_env(part)
   elif _PART.value == 'steps':
+    part.add(
+        'selection',
+        '### Top-k selection\n'
+        'The radix select behind every mask update against a stable argsort '
+        '(`python -m benchmarks.selection`).\n\n' + selection.table(),
+        None,
+    )
     if _SMOKE.value:  # Compiling dominates: two methods show it all works.
       measure_steps(part, list(workloads.SMOKE_WORKLOADS), SMOKE_METHODS, 3)
     else:

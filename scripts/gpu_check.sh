@@ -8,8 +8,9 @@
 # 1. install: the wheels in --wheels (without their dependencies), then the
 #    project itself without dependencies: the machine's JAX is kept;
 # 2. env: jax.devices() and the versions;
-# 3. steps: every method's train step against dense, one RigL update and
-#    memory, on WRN-22-2 (batch 128) and ResNet-50 (batch 256, 224px, bf16);
+# 3. steps: the top-k selection of mask updates; every method's train step
+#    against dense, one RigL update and memory, on WRN-22-2 (batch 128) and
+#    ResNet-50 (batch 256, 224px, bf16);
 # 4. end_to_end: a short CIFAR-10 WRN-22-2 job against its bare steps;
 # 5. tests: the fast test subset, less the tests marked cpu_only.
 #
@@ -120,12 +121,22 @@ part steps "$budget_steps" "$python" -m benchmarks.gpu_check --part=steps \
 part end_to_end "$budget_e2e" "$python" -m benchmarks.gpu_check \
   --part=end_to_end --out="$out" --cifar_dir="$cifar_dir" $smoke_flag
 if [ "$budget_tests" -gt 0 ]; then
-  part tests "$budget_tests" "$python" -m pytest -q -n 8 \
+  # -v names each test as it ends: a run cut short still names failures.
+  part tests "$budget_tests" "$python" -m pytest -v -n 8 \
     -m 'not slow and not cpu_only' -p no:cacheprovider -p no:benchmark \
     --continue-on-collection-errors tests
-  # The log's end: the counts reached, and any failures.
-  { echo '### Fast tests'; echo; echo '```'; tail -n 15 "$out/tests.log"; \
-    echo '```'; } >"$out/tests.md"
+  # Counts of what ended, the failures by name, and the log's last line.
+  {
+    echo '### Fast tests'
+    echo
+    echo '```'
+    for outcome in PASSED FAILED ERROR SKIPPED; do
+      echo "$outcome: $(grep -c " $outcome " "$out/tests.log")"
+    done
+    grep -E ' (FAILED|ERROR) ' "$out/tests.log" | head -n 40
+    tail -n 1 "$out/tests.log"
+    echo '```'
+  } >"$out/tests.md"
   join_results
 fi
 echo "gpu_check: results in $summary"

@@ -8,7 +8,8 @@
 # - PACKED_PARTS: the runs.tar.xz.* pieces an earlier call wrote; unpacked
 #   into ROOT when ROOT holds no runs yet.
 # - PARALLEL (default 5) runs share the GPU, MAX_RUNS (default 5: the 90%
-#   runs) are taken in the experiment's order; CIFAR_DIR holds
+#   runs) are taken in the experiment's order, after ONLY (key=value pairs,
+#   space-separated, e.g. 'method=rigl seed=0') selects; CIFAR_DIR holds
 #   cifar10-jpg.zip (default ../shared/data/cifar10); SWEEP_SET adds
 #   key=value overrides to every run (space-separated; tests shrink the
 #   model with it).
@@ -18,7 +19,7 @@
 #   history to OUT_DIR/progress.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n 2,20p "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,21p "$0"; exit 2; }
 seconds=$1 root=$2 out=$3
 shift 3
 python=${PYTHON:-python3}
@@ -32,7 +33,8 @@ export JAX_COMPILATION_CACHE_DIR="$root/.jax_cache"
   --set=dataset.local_dir="${CIFAR_DIR:-../shared/data/cifar10}" \
   --set=keep_checkpoints=1 --run --parallel="${PARALLEL:-5}" \
   --max_runs="${MAX_RUNS:-5}" --time_budget="$seconds" \
-  $(for kv in ${SWEEP_SET:-}; do echo "--set=$kv"; done)
+  $(for kv in ${SWEEP_SET:-}; do echo "--set=$kv"; done) \
+  $(for kv in ${ONLY:-}; do echo "--only=$kv"; done)
 tar -C "$root" -cf - --exclude=.jax_cache . | xz -T0 -3 |
   split -b 15M - "$out/runs.tar.xz."
 "$python" scripts/run_progress.py "$root/cifar10_wrn22_2" >"$out/progress.md"
