@@ -190,8 +190,6 @@ def run_all(
 ) -> list[str]:
   """Runs the commands, ``parallel`` at a time; returns the failed workdirs.
 
-
-
   Each run logs to ``workdir/log.txt``. A run with a results.json whose
   config has the run's values is skipped; one whose config differs fails
   without running (its workdir belongs to another run). After
@@ -234,7 +232,7 @@ def run_all(
           ),
           deadline,
       )
-    stopped = ' (stopped at the time budget; checkpointed)' * (
+    stopped = ' (checkpointed; the same command continues it)' * (
         returncode == errors.Preempted.exit_code
     )
     report(

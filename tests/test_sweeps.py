@@ -209,7 +209,9 @@ def test_time_budget_checkpoints_the_running_run_and_starts_no_other(
       experiment, f'--root={root}', '--run', '--time_budget=20', *tiny
   )
   assert process.returncode == 1
-  assert 'exit 75 (stopped at the time budget; checkpointed)' in process.stdout
+  assert (
+      'exit 75 (checkpointed; the same command continues it)' in process.stdout
+  )
   assert 'not started (time budget spent)' in process.stdout
   (static,) = (root / 'exp').glob('method=static,*')
   (step,) = os.listdir(static / 'checkpoints')

@@ -86,6 +86,21 @@ def test_changed_keys_resume_only_when_allowed(tmp_path, mnist_dir):
   assert results['config_changes'] == {'optimizer.learning_rate': [0.1, 0.05]}
 
 
+def test_a_key_the_checkpoint_predates_reads_as_its_default(mnist_dir):
+  """Keys added later (half_precision) leave older workdirs resumable."""
+  current = checkpoints.run_identity(fixtures.tiny_mnist_config(mnist_dir))
+  older = {k: v for k, v in current.items() if k != 'half_precision'}
+  assert checkpoints.config_changes(older, current) == {}
+  half = {**current, 'half_precision': True}
+  assert checkpoints.config_changes(older, half) == {
+      'half_precision': (False, True)
+  }
+  # A key the current config lacks is still a change.
+  assert checkpoints.config_changes(current, older) == {
+      'half_precision': (False, 'absent')
+  }
+
+
 def test_a_changed_optimizer_structure_is_a_mismatch_not_damage(
     tmp_path, mnist_dir
 ):
