@@ -34,9 +34,8 @@ class Bench:
   """A state, a batch and the compiled train steps of one method.
 
   ``plain_step`` and ``update_step`` are the executables a run uses:
-  ``(state, metrics, batch) -> (state, metrics)`` with state and metrics
-  donated; ``update_step`` is None for methods that never change the
-  topology.
+  ``(state, metrics, batch) -> (state, metrics)`` with the state donated;
+  ``update_step`` is None for methods that never change the topology.
   """
 
   method: str
@@ -58,7 +57,7 @@ class Bench:
   def chain(self, step_fn: Callable[..., Any]) -> Callable[[], Any]:
     """A call that runs ``step_fn`` on the state the previous call returned.
 
-    State and metrics are donated, as in training, so every call needs its
+    The state is donated, as in training, so every call needs its
     predecessor's output.
     """
     state, metrics = self.fresh_state(), self.empty_metrics()

@@ -9,9 +9,11 @@ same code runs on one CPU, eight host devices or a multi-host TPU slice.
 Everything that can be checked without data or compilation is checked
 first, so a bad config fails in seconds. Every step function is compiled
 ahead of the loop, batches reach the devices a step ahead of their use,
-and the loop reads nothing back from the devices between summaries.
+and the loop reads nothing back from the devices between summaries. The
+host dispatches at most ``MAX_STEPS_IN_FLIGHT`` steps ahead of the devices.
 """
 
+import collections
 import dataclasses
 import functools
 import json
@@ -43,6 +45,14 @@ from rigl_jax.training import warm_start
 from rigl_jax.training import workdir as workdir_lib
 
 DATA_AXIS = 'data'
+
+
+# Steps the host may dispatch before the devices have run them. Python
+# queues steps far faster than a device runs them; a long queue delays a
+# signal's checkpoint by the whole queue, and XLA:CPU's collectives on
+# several host devices time out behind it. Two hide the dispatch of the next
+# step behind the current one.
+MAX_STEPS_IN_FLIGHT = 2
 
 
 def create_mesh() -> jax.sharding.Mesh:
@@ -110,8 +120,8 @@ class CompiledSteps:
   Attributes:
     init_state: rng -> the initial TrainState (replicated).
     train: {topology_update: (state, metrics, inputs) -> (state, metrics)}
-      for the feed's inputs; state and metrics are donated. Methods that
-      never change the topology have only the False entry.
+      for the feed's inputs; the state is donated. Methods that never change
+      the topology have only the False entry.
     evaluate: (state, metrics, batch) -> metrics.
     summarize: state -> topology scalars, or None for dense methods.
     shardings: where state, metrics and batches live.
@@ -177,7 +187,9 @@ def compile_steps(
               compute_dtype=setup.compute_dtype,
           ),
           out_shardings=(replicated, replicated),
-          donate_argnums=(0, 1),
+          # The metrics are not donated: the loop waits on an earlier
+          # step's to bound the steps in flight.
+          donate_argnums=(0,),
       )
       .lower(state, train_metrics, feed.abstract_inputs())
       .compile()
@@ -463,12 +475,17 @@ def _train(
           },
       )
 
+    # The metrics of the steps dispatched and maybe not yet run.
+    in_flight = collections.deque()
     for step in range(start_step, num_steps):
       is_update = method.changes_topology and bool(method.is_update_step(step))
+      if len(in_flight) == MAX_STEPS_IN_FLIGHT:
+        jax.block_until_ready(in_flight.popleft())
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         state, train_metrics = compiled.train[is_update](
             state, train_metrics, feed.inputs(step)
         )
+      in_flight.append(train_metrics)
       if is_update and compiled.summarize is not None:
         pending_summaries.append((step, compiled.summarize(state)))
       done = step + 1

@@ -63,3 +63,32 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path, mnist_dir):
   assert (
       'config.batch_size: 36 is not divisible by the number of devices ' '(8)'
   ) in process.stderr
+
+
+@pytest.mark.slow
+def test_two_devices_run_many_steps_between_host_syncs(tmp_path, mnist_dir):
+  """Thousands of steps per log interval: the loop bounds what it queues.
+
+  Unbounded dispatch queued a whole log interval of steps, and XLA:CPU's
+  all-reduce on host devices timed out behind the queue.
+  """
+  overrides = {
+      **fixtures.tiny_mnist_overrides(mnist_dir),
+      'num_train_steps': 3000,
+      'log_every_steps': 1500,
+      'eval_every_steps': 3000,
+      'checkpoint_every_steps': 3000,
+      'mask_update.end_step': 2000,
+  }
+  env = {
+      'XLA_FLAGS': os.environ['XLA_FLAGS']
+      + ' --xla_force_host_platform_device_count=2'
+  }
+  process = fixtures.run_main(
+      str(tmp_path), {**overrides, 'method': 'rigl'}, env=env, timeout=300
+  )
+  assert process.returncode == 0, process.stderr[-3000:]
+  with open(tmp_path / 'results.json') as f:
+    results = json.load(f)
+  assert results['num_devices'] == 2
+  assert results['steps_this_run'] == 3000
