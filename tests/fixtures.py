@@ -81,6 +81,25 @@ def tiny_mnist_config(local_dir: str, **overrides: Any):
   )
 
 
+def main_command(
+    workdir: str,
+    overrides: dict[str, Any],
+    config: str = 'configs/mnist_lenet300.py',
+) -> list[str]:
+  """``python -m rigl_jax.main`` with ``--config.key=value`` flags."""
+  flags = [
+      f'--config.{k}={v!r}' if isinstance(v, tuple) else f'--config.{k}={v}'
+      for k, v in overrides.items()
+  ]
+  return [
+      sys.executable,
+      '-m',
+      'rigl_jax.main',
+      f'--config={config}',
+      f'--workdir={workdir}',
+  ] + flags
+
+
 def run_main(
     workdir: str,
     overrides: dict[str, Any],
@@ -89,19 +108,8 @@ def run_main(
     timeout: int = 600,
 ) -> subprocess.CompletedProcess:
   """Runs ``python -m rigl_jax.main`` with ``--config.key=value`` flags."""
-  flags = [
-      f'--config.{k}={v!r}' if isinstance(v, tuple) else f'--config.{k}={v}'
-      for k, v in overrides.items()
-  ]
   return subprocess.run(
-      [
-          sys.executable,
-          '-m',
-          'rigl_jax.main',
-          f'--config={config}',
-          f'--workdir={workdir}',
-      ]
-      + flags,
+      main_command(workdir, overrides, config),
       cwd=REPO_ROOT,
       capture_output=True,
       text=True,

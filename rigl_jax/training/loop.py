@@ -136,7 +136,20 @@ class CompiledSteps:
   seconds: float
 
   def empty_metrics(self, cls: type[steps.Metrics]) -> steps.Metrics:
-    return jax.device_put(cls.empty(), self.shardings.replicated)
+    return _metrics_maker(cls, self.shardings.replicated)()
+
+
+@functools.cache
+def _metrics_maker(
+    cls: type[steps.Metrics], sharding: Any
+) -> Callable[[], Any]:
+  """Makes empty metrics on the devices of ``sharding``.
+
+  Jitted: with several processes, device_put of one process's arrays onto
+  a sharding over every process's devices gives arrays that orbax cannot
+  save (their shards are not single-device arrays).
+  """
+  return jax.jit(cls.empty, out_shardings=sharding)
 
 
 def compile_steps(
