@@ -36,10 +36,10 @@ def sort_top_k_mask(scores: jax.Array, k: jax.Array) -> jax.Array:
   )
 
 
-def table() -> str:
-  """The Markdown table of every size in ``SIZES``."""
+def table(sizes: dict[str, int] = SIZES) -> str:
+  """The Markdown table of every layer size in ``sizes``."""
   rows = []
-  for name, size in SIZES.items():
+  for name, size in sizes.items():
     scores = jax.random.normal(jax.random.PRNGKey(0), (size,))
     k = jnp.asarray(size // 10)
     radix, sort = jax.jit(topology.top_k_mask), jax.jit(sort_top_k_mask)
