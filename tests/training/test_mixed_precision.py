@@ -7,9 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rigl_jax import data
-from rigl_jax.data import device_feed
-from rigl_jax.training import build
+from benchmarks import harness
 from rigl_jax.training import config as run_config
 from rigl_jax.training import loop
 from rigl_jax.training import steps
@@ -18,25 +16,14 @@ from tests import fixtures
 MNIST = os.path.join(fixtures.REPO_ROOT, '..', 'shared', 'data', 'mnist')
 
 
-def compiled_steps(config):
-  setup = build.build(config)
-  shardings = loop.Shardings.of(loop.create_mesh())
-  feed = device_feed.Streamed(
-      None,
-      data.batch_shapes(setup.run.dataset, setup.run.batch_size),
-      shardings.batch,
+def compiled_steps(mnist_dir, **overrides):
+  """The run's setup, compiled steps and a random batch of tiny MNIST."""
+  bench = harness.build(
+      os.path.join(fixtures.REPO_ROOT, 'configs', 'mnist_lenet300.py'),
+      overrides.pop('method'),
+      {**fixtures.tiny_mnist_overrides(mnist_dir), **overrides},
   )
-  compiled = loop.compile_steps(setup, shardings, feed)
-  batch = jax.device_put(
-      data.random_batch(
-          setup.run.dataset,
-          setup.run.batch_size,
-          setup.spec.num_classes,
-          np.random.default_rng(0),
-      ),
-      shardings.batch,
-  )
-  return setup, compiled, batch
+  return bench.setup, bench.compiled, bench.batch
 
 
 def float_dtypes(tree):
@@ -51,7 +38,7 @@ def test_half_precision_computes_in_bfloat16_and_keeps_float32_state(
     mnist_dir,
 ):
   setup, compiled, batch = compiled_steps(
-      fixtures.tiny_mnist_config(mnist_dir, method='rigl', half_precision=True)
+      mnist_dir, method='rigl', half_precision=True
   )
   assert setup.compute_dtype == jnp.bfloat16
   state = compiled.init_state(jax.random.PRNGKey(0))
@@ -91,13 +78,14 @@ def test_masks_match_float32_at_the_same_step(mnist_dir, method):
   From the same state, a pruning step (and static's plain step) gives
   bit-identical masks in bfloat16 and in float32.
   """
-  config = fixtures.tiny_mnist_config(
-      mnist_dir, method=method, sparsity=0.8, batch_size=16
-  )
   results = {}
   for half in (False, True):
     setup, compiled, batch = compiled_steps(
-        run_config.set_values(config, {'half_precision': half})
+        mnist_dir,
+        method=method,
+        sparsity=0.8,
+        batch_size=16,
+        half_precision=half,
     )
     state = compiled.init_state(jax.random.PRNGKey(0))
     # A step where the schedule prunes to the final sparsity.
