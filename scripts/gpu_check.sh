@@ -17,7 +17,8 @@
 # Results go to --out (default $OUT, else /tmp/gpu_check): PART.md,
 # PART.json and PART.log per part, and gpu_check.md joining them, rewritten
 # after every part, so a kill loses at most the running part. --smoke
-# shrinks every part to seconds on a CPU. --cifar_archive FILE (a tar of
+# shrinks every workload to a CPU's size (about two minutes on 2 cores,
+# most of it compilation). --cifar_archive FILE (a tar of
 # the train/ and test/ folders of the JPEG zip, compressed or not) rebuilds
 # cifar10-jpg.zip in --cifar_dir first: the same JPEG bytes in fewer bytes
 # to carry. Budgets (seconds) come from BUDGET_STEPS, BUDGET_E2E and
