@@ -28,12 +28,11 @@
 # bare steps reuse its job's, and a second check on the same machine
 # compiles little.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 
 smoke=0
 out=${OUT:-/tmp/gpu_check}
 wheels=''
-cifar_dir=../shared/data/cifar10
+cifar_dir=''
 cifar_archive=''
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +45,14 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# Paths given are relative to where the script is called from; the parts
+# run in the repository's root.
+out=$(realpath -m "$out")
+[ -z "$wheels" ] || wheels=$(realpath -m "$wheels")
+[ -z "$cifar_archive" ] || cifar_archive=$(realpath -m "$cifar_archive")
+[ -z "$cifar_dir" ] || cifar_dir=$(realpath -m "$cifar_dir")
+cd "$(dirname "$0")/.." || exit
+cifar_dir=${cifar_dir:-$(realpath -m ../shared/data/cifar10)}
 mkdir -p "$out"
 python=${PYTHON:-python3}
 summary="$out/gpu_check.md"

@@ -18,19 +18,23 @@
 #   OUT_DIR/runs.tar.xz.aa, .ab, ... (15 MiB pieces) and each run's eval
 #   history to OUT_DIR/progress.md.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { sed -n 2,21p "$0"; exit 2; }
-seconds=$1 root=$2 out=$3
+# Paths are relative to where the script is called from.
+seconds=$1 root=$(realpath -m "$2") out=$(realpath -m "$3")
 shift 3
+parts=()
+for part in "$@"; do parts+=("$(realpath -m "$part")"); done
+cifar_dir=$(realpath -m "${CIFAR_DIR:-$(dirname "$0")/../../shared/data/cifar10}")
+cd "$(dirname "$0")/.." || exit
 python=${PYTHON:-python3}
 mkdir -p "$root" "$out"
-if [ $# -gt 0 ] && [ ! -d "$root/cifar10_wrn22_2" ]; then
-  cat "$@" | xz -d | tar -C "$root" -xf - || exit
+if [ ${#parts[@]} -gt 0 ] && [ ! -d "$root/cifar10_wrn22_2" ]; then
+  cat "${parts[@]}" | xz -d | tar -C "$root" -xf - || exit
 fi
 # Steps compiled once are reused by the next call on the same machine.
 export JAX_COMPILATION_CACHE_DIR="$root/.jax_cache"
 "$python" scripts/sweep.py experiments/cifar10_wrn22_2.py --root="$root" \
-  --set=dataset.local_dir="${CIFAR_DIR:-../shared/data/cifar10}" \
+  --set=dataset.local_dir="$cifar_dir" \
   --set=keep_checkpoints=1 --run --parallel="${PARALLEL:-5}" \
   --max_runs="${MAX_RUNS:-5}" --time_budget="$seconds" \
   $(for kv in ${SWEEP_SET:-}; do echo "--set=$kv"; done) \
