@@ -46,6 +46,11 @@ def load_experiment(path: str) -> tuple[str, list[dict[str, Any]]]:
   return module.CONFIG, list(module.runs())
 
 
+def experiment_name(path: str) -> str:
+  """An experiment's name: its file's, e.g. 'mnist_lenet300'."""
+  return os.path.splitext(os.path.basename(path))[0]
+
+
 def _as_tuples(value: Any) -> Any:
   if isinstance(value, (tuple, list)):
     return tuple(_as_tuples(v) for v in value)
@@ -102,7 +107,7 @@ def expand(
 ) -> list[tuple[str, list[str]]]:
   """(workdir, command) of every selected run of an experiment."""
   default_config, runs = load_experiment(experiment_path)
-  name = os.path.splitext(os.path.basename(experiment_path))[0]
+  name = experiment_name(experiment_path)
   selected = []
   for overrides in runs:
     if any(_format(overrides.get(k)) != v for k, v in only.items()):
