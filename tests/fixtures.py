@@ -69,6 +69,14 @@ def tiny_mnist_overrides(local_dir: str) -> dict[str, Any]:
   }
 
 
+def set_flags(overrides: dict[str, Any]) -> list[str]:
+  """``--set=key=value`` flags of scripts/sweep.py for ``overrides``."""
+  return [
+      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
+      for k, v in overrides.items()
+  ]
+
+
 def tiny_mnist_config(local_dir: str, **overrides: Any):
   """configs/mnist_lenet300.py with tiny sizes and ``overrides``."""
   from rigl_jax.training import config as run_config  # pylint: disable=g-import-not-at-top

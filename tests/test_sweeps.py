@@ -17,7 +17,8 @@ def write_experiment(path, body):
   return str(path)
 
 
-def sweep(*args):
+def sweep(*args, env=None):
+  """Runs scripts/sweep.py from the repository (in ``env``, if given)."""
   return subprocess.run(
       [sys.executable, SWEEP, *args],
       capture_output=True,
@@ -25,6 +26,7 @@ def sweep(*args):
       cwd=fixtures.REPO_ROOT,
       timeout=900,
       check=False,
+      env=env,
   )
 
 
@@ -124,10 +126,7 @@ def test_runs_in_order_skips_finished_runs_and_reports_failures(
       'def runs():\n'
       '  return [dict(method="static"), dict(method="nosuch")]\n',
   )
-  tiny = [
-      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
-      for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()
-  ]
+  tiny = fixtures.set_flags(fixtures.tiny_mnist_overrides(mnist_dir))
   root = tmp_path / 'root'
   process = sweep(experiment, f'--root={root}', '--run', *tiny)
   assert process.returncode == 1
@@ -156,10 +155,7 @@ def test_parallel_runs_share_the_accelerator_and_survive_a_failure(
       '  return [dict(method="nosuch"), dict(method="static"),\n'
       '          dict(method="set")]\n',
   )
-  tiny = [
-      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
-      for k, v in fixtures.tiny_mnist_overrides(mnist_dir).items()
-  ]
+  tiny = fixtures.set_flags(fixtures.tiny_mnist_overrides(mnist_dir))
   root = tmp_path / 'root'
   process = sweep(experiment, f'--root={root}', '--run', '--parallel=2', *tiny)
   assert process.returncode == 1
@@ -200,10 +196,7 @@ def test_time_budget_checkpoints_the_running_run_and_starts_no_other(
       'checkpoint_every_steps': 10**7,
       'eval_every_steps': 10**7,
   }
-  tiny = [
-      f'--set={k}={v!r}' if isinstance(v, tuple) else f'--set={k}={v}'
-      for k, v in overrides.items()
-  ]
+  tiny = fixtures.set_flags(overrides)
   root = tmp_path / 'root'
   process = sweep(
       experiment, f'--root={root}', '--run', '--time_budget=20', *tiny
