@@ -9,6 +9,9 @@ a checkpoint and stops (a second Ctrl-C aborts at once).
 
 Exit codes: 0 done; 1 an error, printed as one line; 2 a bad flag or config
 file; 75 preempted (a checkpoint holds the run: run the command again).
+
+With --distributed, every process runs the same command (see
+docs/multihost.md); a process whose peer dies exits 1 within seconds.
 """
 
 import logging as pylogging
@@ -24,6 +27,7 @@ from ml_collections import config_flags
 
 from rigl_jax import errors
 from rigl_jax.training import loop as train
+from rigl_jax.training import processes
 from rigl_jax.training import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -50,6 +54,12 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 )
 _PROCESS_ID = flags.DEFINE_integer(
     'process_id', None, "This process's index, with --distributed."
+)
+_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
+    'distributed_timeout',
+    300,
+    'With --distributed: seconds to wait for every process to join before '
+    'giving up with one line.',
 )
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     'allow_config_change',
@@ -131,11 +141,16 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
   if _DISTRIBUTED.value:
-    jax.distributed.initialize(
-        coordinator_address=_COORDINATOR_ADDRESS.value,
-        num_processes=_NUM_PROCESSES.value,
-        process_id=_PROCESS_ID.value,
-    )
+    try:
+      processes.initialize(
+          _COORDINATOR_ADDRESS.value,
+          _NUM_PROCESSES.value,
+          _PROCESS_ID.value,
+          _DISTRIBUTED_TIMEOUT.value,
+      )
+    except errors.ConfigError as e:
+      print(f'rigl_jax: bad flag: {e}', file=sys.stderr, flush=True)
+      sys.exit(2)
   logging.info(
       'JAX process %d of %d, local devices: %s',
       jax.process_index(),
@@ -149,12 +164,27 @@ def main(argv):
     last_line = str(e).strip().splitlines()[-1].strip()
     print(f'rigl_jax: bad config file: {last_line}', file=sys.stderr)
     sys.exit(2)
+  workdir = _WORKDIR.value
   try:
-    workdir = workdir_lib.resolve(_WORKDIR.value)
+    workdir = workdir_lib.resolve(workdir)
+    processes.check_same_command(
+        {
+            'config': config.to_dict(),
+            'workdir': workdir,
+            'num_processes': _NUM_PROCESSES.value,
+            'allow_config_change': _ALLOW_CONFIG_CHANGE.value,
+        }
+    )
     written_before = _file_version(os.path.join(workdir, 'results.json'))
     results = train.train_and_evaluate(
         config, workdir, _ALLOW_CONFIG_CHANGE.value
     )
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    # A collective failed: a peer is gone, and JAX's own shutdown would
+    # wait for it.
+    processes.exit_now(processes.peer_lost(e, workdir))
   except errors.RunError as e:
     logging.flush()
     # One readable line, last on stderr.

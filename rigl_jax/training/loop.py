@@ -14,6 +14,7 @@ host dispatches at most ``MAX_STEPS_IN_FLIGHT`` steps ahead of the devices.
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import json
@@ -38,6 +39,7 @@ from rigl_jax.training import checkpoints as train_checkpoints
 from rigl_jax.training import metric_writer
 from rigl_jax.training import optimizers
 from rigl_jax.training import preemption as train_preemption
+from rigl_jax.training import processes
 from rigl_jax.training import progress as progress_lib
 from rigl_jax.training import provenance
 from rigl_jax.training import steps
@@ -368,12 +370,16 @@ def train_and_evaluate(
   workdir_lib.check_writable(workdir)
   # From here on SIGTERM and Ctrl-C mean: checkpoint after the current step
   # and stop.
-  with (
-      workdir_lib.Lock(workdir),
-      train_preemption.PreemptionWatch(
-          jax.process_count(), multihost_utils.reached_preemption_sync_point
-      ) as preemption,
-  ):
+  with contextlib.ExitStack() as stack:
+    # Process 0 holds the lock for all; if it cannot, every process stops.
+    processes.decide_on_first(
+        lambda: stack.enter_context(workdir_lib.Lock(workdir))
+    )
+    preemption = stack.enter_context(
+        train_preemption.PreemptionWatch(
+            jax.process_count(), multihost_utils.reached_preemption_sync_point
+        )
+    )
     results = _train(
         config,
         setup,
@@ -471,6 +477,9 @@ def _train(
 
     def save(step: int) -> None:
       _check_finite(train_metrics, checkpointer, state, step)
+      processes.check_replicas_agree(
+          'masks', train_checkpoints.checksum(state.masks), step
+      )
       checkpointer.save(
           step,
           state,

@@ -41,7 +41,10 @@ def check_writable(workdir: str) -> None:
     raise errors.WorkdirError(
         f'{checkpoints} is a file; the checkpoints need that name'
     )
-  probe = os.path.join(workdir, '.write-test')
+  # Named per process: the processes of a multi-host run probe together.
+  probe = os.path.join(
+      workdir, f'.write-test-{socket.gethostname()}-{os.getpid()}'
+  )
   try:
     os.makedirs(workdir, exist_ok=True)
     with open(probe, 'w', encoding='utf-8') as f:
