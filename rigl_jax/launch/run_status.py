@@ -126,7 +126,7 @@ def run_status(
     where = f'pid {pid_text} on {host}, {_age(log_path)}'
     if host == socket.gethostname():
       # The lock's own rule of liveness.
-      if workdir_lib._alive(int(pid_text)):  # pylint: disable=protected-access
+      if workdir_lib.process_alive(int(pid_text)):
         return RunStatus(RUNNING, where)
     elif job_queued or not job or queue is None:
       return RunStatus(RUNNING, where)

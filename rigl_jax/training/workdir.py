@@ -56,7 +56,8 @@ def check_writable(workdir: str) -> None:
     ) from None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+  """Whether a process with this pid runs on this host."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -96,7 +97,11 @@ class Lock:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
       except FileExistsError:
         pid, host = self._holder()
-        if pid is not None and host == socket.gethostname() and not _alive(pid):
+        if (
+            pid is not None
+            and host == socket.gethostname()
+            and not process_alive(pid)
+        ):
           logging.warning('Taking over the lock of dead process %d.', pid)
           os.remove(self.path)
           continue
