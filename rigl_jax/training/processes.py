@@ -17,10 +17,12 @@ from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
+from flax import traverse_util
 from jax.experimental import multihost_utils
 import numpy as np
 
 from rigl_jax import errors
+from rigl_jax.training import checkpoints
 
 # Addresses whose coordinator binds where it listens, not on every interface.
 _LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
@@ -144,13 +146,14 @@ def _digests(text: str) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(digest))
 
 
-def _flat(tree: Any, prefix: str = '') -> dict[str, Any]:
-  if not isinstance(tree, dict):
-    return {prefix.rstrip('.'): tree}
-  flat = {}
-  for key, value in tree.items():
-    flat.update(_flat(value, f'{prefix}{key}.'))
-  return flat
+def _unlike_process_0(text: str) -> list[int]:
+  """The processes whose ``text`` differs from process 0's."""
+  digests = _digests(text)
+  return [i for i in range(len(digests)) if (digests[i] != digests[0]).any()]
+
+
+def _flat(command_json: str) -> dict[str, Any]:
+  return traverse_util.flatten_dict(json.loads(command_json), sep='.')
 
 
 def check_same_command(command: dict[str, Any]) -> None:
@@ -163,13 +166,12 @@ def check_same_command(command: dict[str, Any]) -> None:
   if jax.process_count() == 1:
     return
   text = json.dumps(command, sort_keys=True, default=str)
-  digests = _digests(text)
-  others = [i for i in range(len(digests)) if (digests[i] != digests[0]).any()]
+  others = _unlike_process_0(text)
   if not others:
     return
-  reference = _flat(json.loads(_broadcast_text(text)))
+  reference = _flat(_broadcast_text(text))
   if jax.process_index() in others:
-    mine = _flat(json.loads(text))
+    mine = _flat(text)
     differences = [
         f'{key}={mine.get(key, "absent")} (process 0: '
         f'{reference.get(key, "absent")})'
@@ -190,16 +192,15 @@ def decide_on_first(decision: Callable[[], None]) -> None:
 
   For what one process decides for all (taking the workdir lock).
   """
+  if jax.process_count() == 1:
+    decision()
+    return
   message = ''
   if jax.process_index() == 0:
     try:
       decision()
     except errors.RunError as e:
-      if jax.process_count() == 1:
-        raise
       message = json.dumps([type(e).__name__, str(e)])
-  if jax.process_count() == 1:
-    return
   message = _broadcast_text(message)
   if message:
     name, text = json.loads(message)
@@ -209,16 +210,17 @@ def decide_on_first(decision: Callable[[], None]) -> None:
     raise error_class(text)
 
 
-def check_replicas_agree(what: str, checksum: str, step: int) -> None:
-  """Raises ``DistributedError`` on every process if their copies of ``what`` differ.
+def check_replicas_agree(what: str, tree: Any, step: int) -> None:
+  """Raises ``DistributedError`` everywhere if the copies of ``tree`` differ.
 
   Replicated state is computed on every process; any nondeterminism would
-  let the copies drift apart silently.
+  let the copies drift apart silently. With one process nothing is read
+  back from the devices.
   """
   if jax.process_count() == 1:
     return
-  digests = _digests(checksum)
-  differ = [i for i in range(len(digests)) if (digests[i] != digests[0]).any()]
+  checksum = checkpoints.checksum(tree)
+  differ = _unlike_process_0(checksum)
   logging.info('%s checksum at step %d: %s', what, step, checksum)
   if differ:
     raise DistributedError(

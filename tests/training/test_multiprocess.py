@@ -290,49 +290,41 @@ def test_a_workdir_in_use_stops_every_process(tmp_path, mnist_dir):
 
 
 def test_bad_process_flags_are_one_line(tmp_path, mnist_dir):
-  overrides = fixtures.tiny_mnist_overrides(mnist_dir)
-  command = fixtures.main_command(str(tmp_path / 'run'), overrides)
   port = portpicker.pick_unused_port()
-  out_of_range = subprocess.run(
-      command
-      + [
-          '--distributed',
-          f'--coordinator_address=127.0.0.1:{port}',
-          '--num_processes=2',
-          '--process_id=2',
-      ],
-      cwd=fixtures.REPO_ROOT,
-      capture_output=True,
-      text=True,
-      timeout=60,
-      check=False,
-  )
-  assert out_of_range.returncode == 2
-  assert out_of_range.stderr.strip().splitlines()[-1] == (
+
+  def one_process(process_id, *flags):
+    """Exit code and last line of a process whose peers never start."""
+    process = subprocess.run(
+        fixtures.main_command(
+            str(tmp_path / 'run'), fixtures.tiny_mnist_overrides(mnist_dir)
+        )
+        + [
+            '--distributed',
+            f'--coordinator_address=127.0.0.1:{port}',
+            '--num_processes=2',
+            f'--process_id={process_id}',
+            *flags,
+        ],
+        cwd=fixtures.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return process.returncode, process.stderr.strip().splitlines()[-1]
+
+  assert one_process(2) == (
+      2,
       'rigl_jax: bad flag: --process_id=2 is out of range for '
-      '--num_processes=2 (0 to 1)'
+      '--num_processes=2 (0 to 1)',
   )
   # Process 1 alone: nothing answers at the coordinator's address.
   start = time.monotonic()
-  alone = subprocess.run(
-      command
-      + [
-          '--distributed',
-          f'--coordinator_address=127.0.0.1:{port}',
-          '--num_processes=2',
-          '--process_id=1',
-          '--distributed_timeout=5',
-      ],
-      cwd=fixtures.REPO_ROOT,
-      capture_output=True,
-      text=True,
-      timeout=60,
-      check=False,
-  )
-  assert alone.returncode == 1
+  returncode, line = one_process(1, '--distributed_timeout=5')
+  assert returncode == 1
   assert time.monotonic() - start < 30
   assert re.match(
       r"rigl_jax: DistributedError: the run's processes did not all join "
       rf'within 5 s through the coordinator at 127.0.0.1:{port}',
-      alone.stderr.strip().splitlines()[-1],
+      line,
   )

@@ -30,13 +30,13 @@ def two_processes(monkeypatch):
 
 def test_replicas_that_agree_pass(two_processes):
   two_processes('a', 'a')
-  processes.check_replicas_agree('masks', 'a', step=6)
+  processes.check_replicas_agree('masks', {'w': np.ones(3)}, step=6)
 
 
 def test_replicas_that_differ_stop_the_run(two_processes):
   two_processes('a', 'b')
   with pytest.raises(processes.DistributedError, match=r'processes \[1\]'):
-    processes.check_replicas_agree('masks', 'a', step=6)
+    processes.check_replicas_agree('masks', {'w': np.ones(3)}, step=6)
 
 
 def test_process_0_names_the_processes_started_differently(
