@@ -11,28 +11,20 @@ it updates, 3 f(t) along the pruning schedule. Ratios compare with the
 dense model: its inference FLOPs, and its training FLOPs on the 1x
 schedule.
 
-Prints the report of a config as JSON (no data set needed):
-
-  python -m rigl_jax.training.costs --config=configs/mnist_lenet300.py \
-      --config.method=set --config.sparsity=0.95
+``scripts/costs.py`` prints the report of a config as JSON (no data set
+needed).
 """
 
 import dataclasses
 import functools
-import json
 import math
-import sys
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from absl import app
-from absl import flags
 import flax.linen as nn
 import jax
 import ml_collections
-from ml_collections import config_flags
 
-from rigl_jax import errors
 from rigl_jax.data import specs as dataset_specs
 from rigl_jax.sparse import flops
 from rigl_jax.sparse import masks as masks_lib
@@ -293,36 +285,3 @@ class CostModel:
         'unattributed_flops': 2.0 * self.trained.macs.unattributed,
         'layers': layer_flops(self.trained, sparsities),
     }
-
-
-def main(argv: list[str], config: ml_collections.ConfigDict) -> None:
-  """Prints the report of ``config`` as one JSON object."""
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  # Imported here: build imports this module for the cost model.
-  from rigl_jax.training import build  # pylint: disable=g-import-not-at-top
-
-  try:
-    report = build.flops_report(config)
-  except errors.RunError as e:
-    # As rigl_jax.main: one readable line for a bad config.
-    print(f'rigl_jax.training.costs: {type(e).__name__}: {e}', file=sys.stderr)
-    sys.exit(1)
-  print(json.dumps(report, indent=2))
-
-
-def _run_cli() -> None:
-  # The flag is defined here, not at import, so that the trainer can import
-  # this module next to rigl_jax.main, which defines its own --config.
-  config_flag = config_flags.DEFINE_config_file(
-      'config',
-      None,
-      'Experiment config file (configs/*.py[:args]).',
-      lock_config=True,
-  )
-  flags.mark_flags_as_required(['config'])
-  app.run(lambda argv: main(argv, config_flag.value))
-
-
-if __name__ == '__main__':
-  _run_cli()

@@ -368,8 +368,8 @@ def test_imagenet_models_dense_flops(name, expected):
 _BLOCK_TENSORFLOW = """
 import runpy, sys
 sys.modules['tensorflow'] = None  # Any import of TensorFlow now fails.
-sys.argv = ['flops'] + sys.argv[1:]
-runpy.run_module('rigl_jax.training.costs', run_name='__main__', alter_sys=True)
+sys.argv = ['scripts/costs.py'] + sys.argv[1:]
+runpy.run_path('scripts/costs.py', run_name='__main__')
 """
 
 
@@ -416,6 +416,23 @@ def test_cli_prints_json_without_tensorflow():
       'Dense_1/kernel',
       'Dense_2/kernel',
   ]
+
+
+def test_cli_bad_config_is_one_line():
+  result = _run(
+      [
+          '-c',
+          _BLOCK_TENSORFLOW,
+          '--config=configs/mnist_lenet300.py',
+          '--config.method=small_dense',
+          '--config.small_dense.match=bits',
+      ]
+  )
+  assert result.returncode == 1
+  assert not result.stdout
+  assert result.stderr.startswith('costs: ConfigError: ')
+  assert 'small_dense.match' in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_table_layout(tmp_path):
