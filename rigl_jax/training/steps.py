@@ -1,6 +1,6 @@
 """The per-step computations of a run: train step, eval step, summaries.
 
-Pure functions; ``train.py`` jits them with shardings. Batches are dicts
+Pure functions; ``loop.py`` jits them with shardings. Batches are dicts
 with 'inputs', 'labels' and 'weights' (0 for padding) as the pipeline
 delivers them; the data set's device preprocessing turns them into model
 inputs inside the step. Labels may have any rank (class per image, byte
