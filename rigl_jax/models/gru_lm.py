@@ -11,6 +11,7 @@ Dense kernels, so the sparse core can sparsify them like any other layer.
 import flax.linen as nn
 import jax
 
+from rigl_jax.models import base
 from rigl_jax.models import widths
 
 
@@ -49,3 +50,11 @@ class GRULanguageModel(nn.Module):
     # Linear, so that the readout can reach any point of the embedding space.
     h = nn.Dense(self.embedding_dim, name='readout2')(h)
     return embedding.attend(h)
+
+
+MODEL = base.Model(
+    name='gru_lm',
+    task='language_model',
+    first_layer='embedding/embedding',
+    create=GRULanguageModel,
+)

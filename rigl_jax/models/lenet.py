@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
+from rigl_jax.models import base
 from rigl_jax.models import inputs
 from rigl_jax.models import widths
 
@@ -29,3 +30,11 @@ class LeNet300100(nn.Module):
     for size in self.hidden_sizes:
       x = nn.relu(nn.Dense(widths.scale(size, self.width))(x))
     return nn.Dense(self.num_classes)(x)
+
+
+MODEL = base.Model(
+    name='lenet300_100',
+    task='classification',
+    first_layer='Dense_0/kernel',
+    create=LeNet300100,
+)

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rigl_jax.models import base
 from rigl_jax.models import batch_norm
 from rigl_jax.models import inputs
 from rigl_jax.models import widths
@@ -107,3 +108,11 @@ class MobileNetV1(nn.Module):
       )(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name='head')(x)
+
+
+MODEL = base.Model(
+    name='mobilenet_v1',
+    task='classification',
+    first_layer='stem/kernel',
+    create=MobileNetV1,
+)

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rigl_jax.models import base
 from rigl_jax.models import batch_norm
 from rigl_jax.models import inputs
 from rigl_jax.models import widths
@@ -145,3 +146,11 @@ class MobileNetV2(nn.Module):
     x = nn.relu6(batch_norm.batch_norm(train, name='last_bn')(x))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name='head')(x)
+
+
+MODEL = base.Model(
+    name='mobilenet_v2',
+    task='classification',
+    first_layer='stem/kernel',
+    create=MobileNetV2,
+)

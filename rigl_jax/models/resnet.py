@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rigl_jax.models import base
 from rigl_jax.models import batch_norm
 from rigl_jax.models import inputs
 from rigl_jax.models import widths
@@ -112,4 +113,10 @@ class ResNet(nn.Module):
     return nn.Dense(self.num_classes, name='head')(x)
 
 
-ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3))
+MODEL = base.Model(
+    name='resnet50',
+    task='classification',
+    first_layer='stem/kernel',
+    create=ResNet,
+    default_options={'stage_sizes': (3, 4, 6, 3)},
+)

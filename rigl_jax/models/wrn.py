@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rigl_jax.models import base
 from rigl_jax.models import batch_norm
 from rigl_jax.models import inputs
 from rigl_jax.models import widths
@@ -103,4 +104,10 @@ class WideResNet(nn.Module):
     return nn.Dense(self.num_classes, name='head')(x)
 
 
-WRN22_2 = functools.partial(WideResNet, depth=22, widen_factor=2)
+MODEL = base.Model(
+    name='wrn22_2',
+    task='classification',
+    first_layer='stem/kernel',
+    create=WideResNet,
+    default_options={'depth': 22, 'widen_factor': 2},
+)

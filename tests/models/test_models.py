@@ -2,6 +2,7 @@
 
 import functools
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ import pytest
 import rigl_jax
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax import models
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import schedules
 from rigl_jax.training import steps
 from rigl_jax.sparse import tree_paths
@@ -57,9 +59,116 @@ def _num_params(name: str, width: float = 1.0) -> int:
   return masks_lib.num_params(_abstract_variables(name, width)['params'])
 
 
-def test_every_model_is_registered():
-  assert sorted(models.MODELS) == sorted(_INPUTS)
-  assert sorted(models.TASKS) == sorted(models.MODELS)
+def test_every_model_is_registered_under_its_own_name():
+  assert list(models.MODELS) == sorted(_INPUTS)
+  assert all(name == m.name for name, m in models.MODELS.items())
+  assert {
+      n for n, m in models.MODELS.items() if m.task == 'language_model'
+  } == {'gru_lm'}
+
+
+# What the first layer reads: RGB channels, MNIST's 784 pixels, or one of
+# 256 bytes (an embedding row each).
+_FIRST_LAYER_FAN_IN = {
+    'lenet300_100': 784,
+    'gru_lm': 256,
+    **{name: 3 for name in _CONV_NETS},
+}
+
+
+@pytest.mark.parametrize('name', sorted(_INPUTS))
+def test_first_layer_is_the_kernel_the_input_meets(name):
+  shapes = _param_shapes(name)
+  first_layer = models.get(name).first_layer
+  assert shapes[first_layer][-2] == _FIRST_LAYER_FAN_IN[name]
+
+
+def test_an_unknown_module_path_is_one_line_naming_it():
+  with pytest.raises(checks.InvalidArgument, match='model.name') as info:
+    models.create_model('no_such_package.toy', num_classes=2, width=1.0)
+  assert "cannot import 'no_such_package.toy'" in str(info.value)
+  assert '\n' not in str(info.value)
+
+
+_TOY_MODEL = """
+import flax.linen as nn
+from rigl_jax.models import base
+
+
+class Toy(nn.Module):
+  num_classes: int
+  width: float
+  bias: bool = True
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    return nn.Dense(self.num_classes, use_bias=self.bias)(x.reshape(len(x), -1))
+
+
+MODEL = {declaration}
+"""
+_TOY_DECLARATION = (
+    "base.Model('toy', 'classification', 'Dense_0/kernel', Toy, "
+    "default_options={'bias': False})"
+)
+
+
+def _write_toy_package(directory, monkeypatch, **modules: str) -> str:
+  """A package of toy model modules on sys.path; its (unique) name."""
+  package = directory / re.sub(r'\W', '_', f'toy_models_{directory.name}')
+  package.mkdir()
+  (package / '__init__.py').write_text('')
+  for name, declaration in modules.items():
+    (package / f'{name}.py').write_text(
+        _TOY_MODEL.format(declaration=declaration)
+    )
+  monkeypatch.syspath_prepend(str(directory))
+  return package.name
+
+
+def test_a_module_path_names_its_model_with_its_default_options(
+    tmp_path, monkeypatch
+):
+  package = _write_toy_package(tmp_path, monkeypatch, toy=_TOY_DECLARATION)
+  model = models.create_model(f'{package}.toy', num_classes=3, width=1.0)
+  assert (model.num_classes, model.bias) == (3, False)
+  model = models.create_model(
+      f'{package}.toy', num_classes=3, width=1.0, bias=True
+  )
+  assert model.bias
+  assert models.get(f'{package}.toy').first_layer == 'Dense_0/kernel'
+
+
+def test_a_malformed_declaration_is_a_type_error_naming_its_module(
+    tmp_path, monkeypatch
+):
+  package = _write_toy_package(
+      tmp_path,
+      monkeypatch,
+      bad=_TOY_DECLARATION.replace("'classification'", "'regression'"),
+  )
+  with pytest.raises(TypeError, match=f'{package}.bad: toy: task must be'):
+    models.get(f'{package}.bad')
+
+
+def test_two_modules_declaring_one_name_is_a_type_error(tmp_path, monkeypatch):
+  package = _write_toy_package(
+      tmp_path,
+      monkeypatch,
+      lenet_again=_TOY_DECLARATION.replace("'toy'", "'lenet300_100'"),
+  )
+  monkeypatch.setattr(
+      models, '__path__', [*models.__path__, str(tmp_path / package)]
+  )
+  try:
+    with pytest.raises(
+        TypeError,
+        match=r"lenet_again: declares the model 'lenet300_100', already "
+        r'declared by rigl_jax\.models\.lenet',
+    ):
+      models._discover()  # pylint: disable=protected-access
+  finally:
+    sys.modules.pop('rigl_jax.models.lenet_again', None)
 
 
 @pytest.mark.parametrize(
