@@ -1,69 +1,142 @@
-"""Input pipelines, one module per data set, imported by name when used.
+"""Input pipelines, one module per data set, each declaring itself.
 
-Each module defines:
-
-- ``create_pipeline(config, *, process_index, process_count)``: its
-  ``pipeline.Pipeline``;
-- ``example_spec(dataset_config)``: the shapes and dtypes of one example's
-  features in a batch;
-- ``preprocess_on_device(batch, rng, train)``: the part of preprocessing
-  that runs in the jitted step, from features to the model's 'inputs',
-  'labels' and per-label 'weights';
-- ``IN_MEMORY``: whether the training split is held in memory (and so can
-  be held on the devices).
+Every module of this package that defines ``DATASET`` (a ``base.Dataset``)
+provides that data set: adding a data set is adding its module, which must
+stay cheap to import (TensorFlow only inside functions). A
+``config.dataset.name`` that is not registered but holds a dot names a
+module outside the package (``my_project.toy_data``) whose ``DATASET`` is
+used, so data sets can live in their own package.
 """
 
 import importlib
+import pkgutil
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
 
+from rigl_jax.data import base
 from rigl_jax.data import pipeline
 from rigl_jax.sparse import checks
 
-DATASETS = {
-    'cifar10': 'rigl_jax.data.cifar10',
-    'imagenet2012': 'rigl_jax.data.imagenet',
-    'mnist': 'rigl_jax.data.mnist',
-    'tiny_shakespeare': 'rigl_jax.data.tiny_shakespeare',
-    'wikitext103': 'rigl_jax.data.wikitext103',
-}
-
-# (batch, rng, train) -> batch of model inputs, inside the jitted step.
-DevicePreprocess = Callable[[dict[str, Any], Any, bool], dict[str, Any]]
+Dataset = base.Dataset
+DatasetSpec = base.DatasetSpec
+DevicePreprocess = base.DevicePreprocess
 
 
-def dataset_module(name: str) -> ModuleType:
-  """The module of the data set ``name``."""
+def _declared(module: ModuleType) -> base.Dataset | None:
+  """The data set ``module`` declares, if any; TypeError naming it if bad."""
+  dataset = getattr(module, 'DATASET', None)
+  if dataset is None:
+    return None
+  problem = base.problem(dataset)
+  if problem:
+    raise TypeError(f'{module.__name__}.DATASET: {problem}')
+  return dataset
+
+
+def _discover() -> dict[str, base.Dataset]:
+  """The data sets of this package's modules, by name."""
+  found = {}
+  where = {}
+  for module_info in pkgutil.iter_modules(__path__):
+    if module_info.ispkg:
+      continue  # Not data sets (TFDS builders).
+    module = importlib.import_module(f'{__name__}.{module_info.name}')
+    dataset = _declared(module)
+    if dataset is None:
+      continue
+    if dataset.name in found:
+      raise TypeError(
+          f'{module.__name__}: declares the data set {dataset.name!r}, '
+          f'already declared by {where[dataset.name]}'
+      )
+    found[dataset.name] = dataset
+    where[dataset.name] = module.__name__
+  return {name: found[name] for name in sorted(found)}
+
+
+def _merge_config_keys(datasets: Any) -> dict[str, Any]:
+  """{key: default} of all ``datasets``; TypeError where defaults differ."""
+  merged = {}
+  for dataset in datasets:
+    for key, default in dataset.config_keys.items():
+      if key in merged and merged[key] != default:
+        raise TypeError(
+            f'data sets disagree on the default of config.dataset.{key}: '
+            f'{merged[key]!r} and {default!r} ({dataset.name})'
+        )
+      merged[key] = default
+  return dict(sorted(merged.items()))
+
+
+DATASETS: dict[str, base.Dataset] = _discover()
+_ALL_CONFIG_KEYS = _merge_config_keys(DATASETS.values())
+
+
+def _from_module(path: str) -> base.Dataset:
+  """The ``DATASET`` of the importable module ``path``."""
+  try:
+    module = importlib.import_module(path)
+  except ImportError as e:
+    raise checks.InvalidArgument(
+        'dataset.name',
+        f'must be one of {sorted(DATASETS)} or a module declaring DATASET; '
+        f'cannot import {path!r}: {e}',
+    ) from None
+  dataset = _declared(module)
   checks.require(
-      name in DATASETS,
+      dataset is not None,
       'dataset.name',
-      f'must be one of {sorted(DATASETS)}, got {name!r}',
+      f'module {path!r} declares no DATASET',
   )
-  return importlib.import_module(DATASETS[name])
+  return dataset
+
+
+def get(name: str) -> base.Dataset:
+  """The data set ``name``: registered, or the DATASET of the module ``name``."""
+  if name in DATASETS:
+    return DATASETS[name]
+  if isinstance(name, str) and '.' in name:
+    return _from_module(name)
+  raise checks.InvalidArgument(
+      'dataset.name', f'must be one of {sorted(DATASETS)}, got {name!r}'
+  )
+
+
+def config_keys(name: str) -> dict[str, Any]:
+  """{key: default} of the ``config.dataset`` keys the data set reads.
+
+  Only its own keys: ``base.COMMON_CONFIG_KEYS`` are read by all.
+  """
+  return dict(get(name).config_keys)
+
+
+def all_config_keys() -> dict[str, Any]:
+  """{key: default} of every registered data set's own keys, merged."""
+  return dict(_ALL_CONFIG_KEYS)
 
 
 def create_pipeline(
     config: Any, *, process_index: int = 0, process_count: int = 1
 ) -> pipeline.Pipeline:
   """The input pipeline named by ``config.dataset.name``."""
-  return dataset_module(config.dataset.name).create_pipeline(
+  return get(config.dataset.name).create_pipeline(
       config, process_index=process_index, process_count=process_count
   )
 
 
-def device_preprocess(name: str) -> DevicePreprocess:
+def device_preprocess(name: str) -> base.DevicePreprocess:
   """The on-device preprocessing of the data set ``name``."""
-  return dataset_module(name).preprocess_on_device
+  return get(name).preprocess_on_device
 
 
 def batch_shapes(
     dataset_config: Any, batch_size: int
 ) -> dict[str, jax.ShapeDtypeStruct]:
   """Shapes and dtypes of a pipeline's batch of ``batch_size`` examples."""
-  spec = dataset_module(dataset_config.name).example_spec(dataset_config)
+  spec = get(dataset_config.name).example_spec(dataset_config)
   shapes = {
       k: jax.ShapeDtypeStruct((batch_size,) + v.shape, v.dtype)
       for k, v in spec.items()
@@ -73,7 +146,8 @@ def batch_shapes(
 
 
 def is_in_memory(name: str) -> bool:
-  return dataset_module(name).IN_MEMORY
+  """Whether the training split is held in memory (so can be on devices)."""
+  return get(name).in_memory
 
 
 def random_batch(

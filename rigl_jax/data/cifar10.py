@@ -21,6 +21,7 @@ from PIL import Image
 from PIL import JpegImagePlugin
 
 from rigl_jax import errors
+from rigl_jax.data import base
 from rigl_jax.data import image_ops
 from rigl_jax.data import pipeline
 from rigl_jax.data import tfds_source
@@ -33,8 +34,6 @@ MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32) * 255
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32) * 255
 PAD = 4
 _SPLITS = ('train', 'test')
-# The training set fits in device memory (147 MB).
-IN_MEMORY = True
 
 Examples = dict[str, np.ndarray]
 
@@ -178,3 +177,17 @@ def create_pipeline(
       process_count=process_count,
       num_workers=config.dataset.num_workers,
   )
+
+
+DATASET = base.Dataset(
+    name='cifar10',
+    task='classification',
+    num_classes=NUM_CLASSES,
+    input_shape=IMAGE_SHAPE,
+    input_dtype=np.float32,
+    # The training set fits in device memory (147 MB).
+    in_memory=True,
+    create_pipeline=create_pipeline,
+    example_spec=example_spec,
+    preprocess_on_device=preprocess_on_device,
+)

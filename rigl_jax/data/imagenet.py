@@ -34,6 +34,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from rigl_jax.data import base
 from rigl_jax.data import image_ops
 from rigl_jax.data import pipeline
 from rigl_jax.data import tfds_source
@@ -50,8 +51,6 @@ CROP_ATTEMPTS = 10
 EVAL_CROP_FRACTION = 0.875
 TRAIN_SPLIT = 'train'
 EVAL_SPLIT = 'validation'
-# Streamed from disk and decoded on the host.
-IN_MEMORY = False
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 
@@ -219,3 +218,23 @@ def create_pipeline(
       process_index=process_index,
       process_count=process_count,
   )
+
+
+DATASET = base.Dataset(
+    name='imagenet2012',
+    task='classification',
+    num_classes=NUM_CLASSES,
+    input_shape=lambda dataset_config: (
+        dataset_config.image_size,
+        dataset_config.image_size,
+        3,
+    ),
+    input_dtype=np.float32,
+    # Streamed from disk and decoded on the host.
+    in_memory=False,
+    create_pipeline=create_pipeline,
+    example_spec=example_spec,
+    preprocess_on_device=preprocess_on_device,
+    # The training crop's and the eval image's side, in pixels.
+    config_keys={'image_size': 224},
+)

@@ -10,6 +10,7 @@ Batches carry the uint8 windows and their lengths; the device splits them
 into inputs and labels.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -17,12 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from rigl_jax import errors
+from rigl_jax.data import base
 from rigl_jax.data import pipeline
 
 VOCAB_SIZE = 256  # Bytes.
 TASK = 'language_model'
 # Texts fit in device memory (WikiText-103's training set: 540 MB).
 IN_MEMORY = True
+# The config.dataset keys of every text data set, with their defaults.
+CONFIG_KEYS = {'sequence_length': 512}  # Bytes per example.
 
 Examples = dict[str, np.ndarray]
 
@@ -118,4 +122,22 @@ def create_pipeline(
       process_index=process_index,
       process_count=process_count,
       num_workers=config.dataset.num_workers,
+  )
+
+
+def dataset(
+    name: str, create_pipeline: Callable[..., pipeline.Pipeline]
+) -> base.Dataset:
+  """The declaration of the byte-level text data set ``name``."""
+  return base.Dataset(
+      name=name,
+      task=TASK,
+      num_classes=VOCAB_SIZE,
+      input_shape=lambda dataset_config: (dataset_config.sequence_length,),
+      input_dtype=np.int32,
+      in_memory=IN_MEMORY,
+      create_pipeline=create_pipeline,
+      example_spec=example_spec,
+      preprocess_on_device=preprocess_on_device,
+      config_keys=CONFIG_KEYS,
   )

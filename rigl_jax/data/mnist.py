@@ -6,6 +6,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from rigl_jax.data import base
 from rigl_jax.data import idx
 from rigl_jax.data import image_ops
 from rigl_jax.data import pipeline
@@ -17,8 +18,6 @@ _FILES = {
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
 }
 _SPLITS = ('train', 'test')
-# The training set fits in device memory (47 MB).
-IN_MEMORY = True
 
 Examples = dict[str, np.ndarray]
 
@@ -89,3 +88,17 @@ def create_pipeline(
       process_count=process_count,
       num_workers=config.dataset.num_workers,
   )
+
+
+DATASET = base.Dataset(
+    name='mnist',
+    task='classification',
+    num_classes=NUM_CLASSES,
+    input_shape=(28, 28, 1),
+    input_dtype=np.float32,
+    # The training set fits in device memory (47 MB).
+    in_memory=True,
+    create_pipeline=create_pipeline,
+    example_spec=example_spec,
+    preprocess_on_device=preprocess_on_device,
+)

@@ -78,9 +78,9 @@ def prepare(
   'wikitext103' (rigl_jax's own builder). A no-op once prepared.
   """
   if name == 'wikitext103':
-    from rigl_jax.data import wikitext103_builder  # pylint: disable=g-import-not-at-top
+    from rigl_jax.data.tfds_builders import wikitext103 as builder  # pylint: disable=g-import-not-at-top
 
-    return wikitext103_builder.prepare(data_dir, manual_dir).data_dir
+    return builder.prepare(data_dir, manual_dir).data_dir
   tfds = import_tfds()
   dataset_builder = tfds.builder(
       name, data_dir=data_dir or None, file_format=FILE_FORMAT

@@ -21,10 +21,6 @@ FILENAME = 'input.txt'
 TRAIN_SPLIT = 'train'
 EVAL_SPLIT = 'validation'
 
-IN_MEMORY = language_model.IN_MEMORY
-example_spec = language_model.example_spec
-preprocess_on_device = language_model.preprocess_on_device
-
 
 def split_like_tfds(text: str) -> dict[str, str]:
   """The train/validation/test texts the TFDS builder makes of ``text``."""
@@ -85,3 +81,6 @@ def create_pipeline(
       process_index=process_index,
       process_count=process_count,
   )
+
+
+DATASET = language_model.dataset('tiny_shakespeare', create_pipeline)

@@ -18,7 +18,7 @@ import zipfile
 from etils import epath
 import tensorflow_datasets as tfds
 
-from rigl_jax.data import wikitext103
+from rigl_jax.data import wikitext103_archive
 
 _CITATION = """@misc{merity2016pointer,
   title={Pointer Sentinel Mixture Models},
@@ -36,8 +36,9 @@ class WikiText103(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Raw release, one example per line.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f'Optional: put {wikitext103.ARCHIVE} (from {wikitext103.URL}) in the '
-      'manual dir to build without network access.'
+      f'Optional: put {wikitext103_archive.ARCHIVE} (from '
+      f'{wikitext103_archive.URL}) in the manual dir to build without '
+      'network access.'
   )
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -59,12 +60,12 @@ class WikiText103(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       self, dl_manager: tfds.download.DownloadManager
   ) -> dict[str, Iterator[tuple[int, dict[str, bytes]]]]:
     archive = _manual_archive(dl_manager) or dl_manager.download(
-        wikitext103.URL
+        wikitext103_archive.URL
     )
-    wikitext103.check_archive(archive)
+    wikitext103_archive.check(archive)
     return {
         split: self._generate_examples(archive, member)
-        for split, member in wikitext103.MEMBERS.items()
+        for split, member in wikitext103_archive.MEMBERS.items()
     }
 
   def _generate_examples(
@@ -85,7 +86,7 @@ def _manual_archive(
     manual_dir = dl_manager.manual_dir
   except AssertionError:  # TFDS's signal for a missing or empty manual dir.
     return None
-  path = manual_dir / wikitext103.ARCHIVE
+  path = manual_dir / wikitext103_archive.ARCHIVE
   return path if path.exists() else None
 
 
