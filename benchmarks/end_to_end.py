@@ -30,11 +30,11 @@ from absl import flags
 import jax
 
 from benchmarks import harness
-from rigl_jax import data
 from rigl_jax.training import config as run_config
 from rigl_jax.training import steps
 from rigl_jax.training import build as build_lib
-from rigl_jax.training import loop as train
+from rigl_jax.training import compiled as compiled_lib
+from rigl_jax.training import loop
 
 CONFIG = 'configs/mnist_lenet300.py'
 
@@ -47,15 +47,15 @@ def bare_steps_per_second(
       run_config.load(config_path), {**overrides, 'method': method}
   )
   setup = build_lib.build(config)
-  shardings = train.Shardings.of(train.create_mesh())
-  feed = train.create_feed(
-      setup.run, data.create_pipeline(setup.run), shardings
+  shardings = compiled_lib.Shardings.of(compiled_lib.create_mesh())
+  feed = compiled_lib.create_feed(
+      setup.data, setup.data.create_pipeline(), shardings
   )
-  compiled = train.compile_steps(setup, shardings, feed)
+  compiled = compiled_lib.compile_steps(setup, shardings, feed)
   inputs = feed.inputs(0)
   state = compiled.init_state(jax.random.PRNGKey(0))
   metrics = compiled.empty_metrics(steps.TrainMetrics)
-  num_steps = setup.run.num_train_steps
+  num_steps = setup.intervals.num_train_steps
   kinds = [
       setup.method.changes_topology and bool(setup.method.is_update_step(step))
       for step in range(num_steps)
@@ -64,7 +64,7 @@ def bare_steps_per_second(
   start = time.perf_counter()
   for step, update in enumerate(kinds):
     state, metrics = compiled.train[update](state, metrics, inputs)
-    if (step + 1) % setup.run.log_every_steps == 0:
+    if (step + 1) % setup.intervals.log_every_steps == 0:
       jax.block_until_ready(metrics)
   jax.block_until_ready(state)
   return num_steps / (time.perf_counter() - start)
@@ -77,7 +77,7 @@ def run(
   config = run_config.set_values(
       run_config.load(config_path), {**overrides, 'method': method}
   )
-  return train.train_and_evaluate(config, workdir)
+  return loop.train_and_evaluate(config, workdir)
 
 
 def end_to_end_steps_per_second(

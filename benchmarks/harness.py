@@ -17,15 +17,13 @@ from typing import Any, Optional
 import flax
 import jax
 import jaxlib
-import ml_collections
 import numpy as np
 import optax
 
-from rigl_jax import data
 from rigl_jax.training import config as run_config
 from rigl_jax.training import steps
 from rigl_jax.training import build as build_lib
-from rigl_jax.training import loop as train
+from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.data import device_feed
 
 
@@ -39,9 +37,8 @@ class Bench:
   """
 
   method: str
-  config: ml_collections.ConfigDict  # resolved
   setup: build_lib.Setup
-  compiled: train.CompiledSteps
+  compiled: compiled_lib.CompiledSteps
   state: Any
   batch: dict[str, jax.Array]
   plain_step: Callable[..., Any]
@@ -80,26 +77,18 @@ def build(config_path: str, method: str, overrides: dict[str, Any]) -> Bench:
       run_config.load(config_path), {**overrides, 'method': method}
   )
   setup = build_lib.build(config)
-  shardings = train.Shardings.of(train.create_mesh())
+  shardings = compiled_lib.Shardings.of(compiled_lib.create_mesh())
   feed = device_feed.Streamed(
-      None,
-      data.batch_shapes(setup.run.dataset, setup.run.batch_size),
-      shardings.batch,
+      None, setup.data.batch_shapes(setup.data.batch_size), shardings.batch
   )
-  compiled = train.compile_steps(setup, shardings, feed)
+  compiled = compiled_lib.compile_steps(setup, shardings, feed)
   state = compiled.init_state(jax.random.PRNGKey(0))
   batch = jax.device_put(
-      data.random_batch(
-          setup.run.dataset,
-          setup.run.batch_size,
-          setup.spec.num_classes,
-          np.random.default_rng(0),
-      ),
+      setup.data.random_batch(setup.data.batch_size, np.random.default_rng(0)),
       shardings.batch,
   )
   return Bench(
       method,
-      setup.run,
       setup,
       compiled,
       state,

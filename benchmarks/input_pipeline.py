@@ -38,7 +38,7 @@ from PIL import Image
 from benchmarks import harness
 from rigl_jax import data
 from rigl_jax.training import config as run_config
-from rigl_jax.training import loop as train
+from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.data import device_feed
 from rigl_jax.data import imagenet
 
@@ -102,7 +102,7 @@ def device_rates(
     config: Any, pipeline: Any, seconds: float
 ) -> dict[str, float]:
   """Streamed (and resident, if in memory) input with device preprocessing."""
-  shardings = train.Shardings.of(train.create_mesh())
+  shardings = compiled_lib.Shardings.of(compiled_lib.create_mesh())
   preprocess = data.device_preprocess(config.dataset.name)
   batch_size = config.batch_size
   rates = {}
@@ -146,7 +146,7 @@ def consumed(
   seconds = harness.time_interleaved(
       {'step': bench.chain(bench.plain_step)}, warmup=2, repeats=repeats
   )['step']
-  return bench.config.batch_size / seconds
+  return bench.setup.data.batch_size / seconds
 
 
 def measure_dataset(

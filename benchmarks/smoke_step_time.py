@@ -49,8 +49,8 @@ def measure(config_path: str, repeats: int) -> list[str]:
   params = sum(int(np.size(x)) for x in jax.tree.leaves(rigl.state.params))
   return [
       os.path.basename(config_path),
-      rigl.config.model.name,
-      str(rigl.config.batch_size),
+      rigl.setup.resolved['model']['name'],
+      str(rigl.setup.data.batch_size),
       'x'.join(str(d) for d in rigl.batch['inputs'].shape[1:]),
       f'{params:,}',
   ] + [f'{seconds[k] * 1e3:.2f}' for k in ('dense', 'rigl', 'rigl update')]

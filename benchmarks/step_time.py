@@ -45,10 +45,11 @@ def measure(
   )
   rows = []
   for method, bench in benches.items():
+    resolved = bench.setup.resolved
     sparsity = (
         '-'
         if method == 'dense'
-        else (f'{bench.config.sparsity:g} {bench.config.distribution}')
+        else f"{resolved['sparsity']:g} {resolved['distribution']}"
     )
     rows.append(
         [

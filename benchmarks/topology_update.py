@@ -38,7 +38,7 @@ def measure(
   if bench is None:
     config_path, overrides = workloads.lookup(name)
     bench = harness.build(config_path, 'rigl', overrides)
-  interval = bench.config.mask_update.interval
+  interval = bench.setup.resolved['mask_update']['interval']
   grads = jax.tree.map(lambda p: p * 0.5 + 0.1, bench.state.params)
   update_only = jax.jit(topology_update_alone)
   calls = {
@@ -54,7 +54,8 @@ def measure(
   )
   return [
       name,
-      f'{bench.config.sparsity:g} {bench.config.distribution}',
+      f'{bench.setup.resolved["sparsity"]:g} '
+      f'{bench.setup.resolved["distribution"]}',
       f'{train * 1e3:.1f}',
       f'{step * 1e3:.1f}',
       f'{alone * 1e3:.1f}',

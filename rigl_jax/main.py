@@ -26,7 +26,7 @@ import jax
 from ml_collections import config_flags
 
 from rigl_jax import errors
-from rigl_jax.training import loop as train
+from rigl_jax.training import loop
 from rigl_jax.training import processes
 from rigl_jax.training import workdir as workdir_lib
 
@@ -176,7 +176,7 @@ def main(argv):
         }
     )
     written_before = _file_version(os.path.join(workdir, 'results.json'))
-    results = train.train_and_evaluate(
+    results = loop.train_and_evaluate(
         config, workdir, _ALLOW_CONFIG_CHANGE.value
     )
   except jax.errors.JaxRuntimeError as e:

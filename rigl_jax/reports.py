@@ -23,7 +23,7 @@ import ml_collections
 
 from rigl_jax.sparse import methods
 from rigl_jax.training import build
-from rigl_jax.training import config as config_lib
+from rigl_jax.training import identity
 
 # Metrics where lower is better; the others are accuracies.
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
@@ -32,7 +32,6 @@ _DISTRIBUTION_SUFFIXES = {
     'erk': ' (ERK)',
     'erdos_renyi': ' (ER)',
 }
-_DENSE_METHODS = ('dense', 'small_dense')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +71,7 @@ def row_label(
     label = f'Big-Sparse {label}'
   if multiplier != 1:
     label += f' {multiplier:g}x'
-  if method != 'dense' and distribution:
+  if methods.reads_sparsity(method) and distribution:
     label += _DISTRIBUTION_SUFFIXES.get(distribution, f' ({distribution})')
   return label
 
@@ -82,7 +81,7 @@ def is_big_sparse(config: Mapping[str, Any]) -> bool:
   model = config.get('model', {})
   reference = model.get('reference_width')
   return (
-      config['method'] not in _DENSE_METHODS
+      methods.uses_masks(config['method'])
       and reference is not None
       and model.get('width', 1.0) > reference
   )
@@ -133,14 +132,15 @@ def default_metric(results: Sequence[dict[str, Any]]) -> str:
 def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
   """(row label, sparsity) of a run's config; dense runs at sparsity 0."""
   method = config['method']
+  sparse = methods.reads_sparsity(method)
   return (
       row_label(
           method,
-          None if method == 'dense' else config['distribution'],
+          config['distribution'] if sparse else None,
           float(config['training_multiplier']),
           is_big_sparse(config),
       ),
-      0.0 if method == 'dense' else float(config['sparsity']),
+      float(config['sparsity']) if sparse else 0.0,
   )
 
 
@@ -156,44 +156,37 @@ _CELL_KEYS = (
 )
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = (
-          tuple(value) if isinstance(value, list) else value
-      )
-  return flat
-
-
-def _hashable(value: Any) -> Any:
-  if isinstance(value, (list, tuple)):
-    return tuple(_hashable(v) for v in value)
-  return value
-
-
 def varying_keys(results: Sequence[dict[str, Any]]) -> list[str]:
-  """Config keys whose values differ between runs, besides the table's own.
+  """Identity keys whose values differ between the runs that read them,
+  besides the table's own.
 
   Runs that differ in such a key (a learning rate, a drop fraction) are not
-  seeds of one cell: they get rows of their own.
+  seeds of one cell: they get rows of their own. A key that only some runs
+  read (a method's own block) varies only if those runs disagree on it.
   """
-  flats = [_flatten(run['config']) for run in results]
-  keys = sorted(set().union(*flats)) if flats else []
-  neutral = set(_CELL_KEYS) | set(config_lib.SAFE_TO_CHANGE)
-  return [
+  values = collections.defaultdict(set)
+  for run in results:
+    for key, value in identity.of_config(run['config']).items():
+      values[key].add(json.dumps(value, sort_keys=True))
+  return sorted(
       key
-      for key in keys
-      if key not in neutral
-      and len({_hashable(flat.get(key)) for flat in flats}) > 1
-  ]
+      for key, seen in values.items()
+      if key not in _CELL_KEYS and len(seen) > 1
+  )
 
 
 def _variant(config: Mapping[str, Any], keys: Sequence[str]) -> str:
-  flat = _flatten(config)
-  return ', '.join(f'{key}={flat.get(key)!r}' for key in keys)
+  """'key=value, ...' of the varying keys that this run reads."""
+  read = identity.of_config(config)
+  return ', '.join(
+      f'{key}={_as_tuples(read[key])!r}' for key in keys if key in read
+  )
+
+
+def _as_tuples(value: Any) -> Any:
+  if isinstance(value, list):
+    return tuple(_as_tuples(v) for v in value)
+  return value
 
 
 def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
@@ -213,8 +206,9 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
           f'{sorted(run["eval"])}'
       )
     label, sparsity = cell_key(run['config'])
-    if keys:
-      label += f' [{_variant(run["config"], keys)}]'
+    variant = _variant(run['config'], keys)
+    if variant:
+      label += f' [{variant}]'
     buckets[label, sparsity].append(run)
     method_of[label] = run['config']['method']
   for (label, sparsity), runs in buckets.items():
@@ -309,7 +303,7 @@ def flops_table(
 
   table: Table = {}
   for name in method_names:
-    dense = name == 'dense'
+    dense = not methods.reads_sparsity(name)
     for distribution in distributions[:1] if dense else distributions:
       for multiplier in multipliers:
         table[row_label(name, distribution, multiplier)] = {

@@ -25,11 +25,12 @@ from typing import Any, Optional
 
 from rigl_jax import errors
 from rigl_jax.training import config as config_lib
+from rigl_jax.training import identity
 
 # Keys that cannot change a run's result do not name workdirs (a run may
 # be resumed with other values, and num_train_steps does change it).
 _RESULT_NEUTRAL_KEYS = tuple(
-    key for key in config_lib.SAFE_TO_CHANGE if key != 'num_train_steps'
+    key for key in identity.SAFE_TO_CHANGE if key != 'num_train_steps'
 )
 
 

@@ -30,6 +30,7 @@ from rigl_jax.sparse import train_state as train_state_lib
 from rigl_jax.sparse.methods import drop_and_grow
 from rigl_jax.training import build
 from rigl_jax.training import steps
+from rigl_jax.training import tasks
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file.', lock_config=True
@@ -75,19 +76,19 @@ def tied_choices(state, grads):
 def main(argv):
   del argv
   setup = build.build(_CONFIG.value)
-  run = setup.run
-  train = mnist.load_idx_split(run.dataset.local_dir, 'train')
+  seed, batch_size = setup.seed, setup.data.batch_size
+  train = mnist.load_idx_split(setup.resolved['dataset']['local_dir'], 'train')
   images = jnp.asarray(train['inputs'])
   labels = jnp.asarray(train['labels'])
   params = setup.model.init(
-      jax.random.key(run.seed), jnp.zeros((1,) + setup.spec.input_shape)
+      jax.random.key(seed), jnp.zeros((1,) + setup.spec.input_shape)
   )['params']
   state = train_state_lib.TrainState.create(
       params=params,
       tx=setup.tx,
       method=setup.method,
       sparsities=setup.sparsities,
-      rng=jax.random.key(run.seed + 1),
+      rng=jax.random.key(seed + 1),
   )
 
   @jax.jit
@@ -96,7 +97,7 @@ def main(argv):
       logits, _ = steps.apply_model(
           setup.model, params, None, batch['inputs'], train=True
       )
-      return steps.cross_entropy(logits, batch['labels']).mean()
+      return tasks.cross_entropy(logits, batch['labels']).mean()
 
     return jax.grad(loss_fn)(state.params)
 
@@ -109,16 +110,14 @@ def main(argv):
       for kind in (False, True)
   }
   counts = {}
-  rng = np.random.default_rng(run.seed)
+  rng = np.random.default_rng(seed)
   order = rng.permutation(len(labels))
-  per_epoch = len(labels) // run.batch_size
-  for step in range(run.num_train_steps):
+  per_epoch = len(labels) // batch_size
+  for step in range(setup.intervals.num_train_steps):
     if step % per_epoch == 0:
       order = rng.permutation(len(labels))
     index = order[
-        (step % per_epoch)
-        * run.batch_size : (step % per_epoch + 1)
-        * run.batch_size
+        (step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size
     ]
     batch = setup.preprocess(
         {'inputs': images[index], 'labels': labels[index]}, None, True

@@ -45,12 +45,12 @@ import numpy as np
 import optax
 
 from rigl_jax import analysis
-from rigl_jax import data
 from rigl_jax import reports
 from rigl_jax.training import build
 from rigl_jax.training import config as config_lib
 from rigl_jax.training import loop
 from rigl_jax.training import steps
+from rigl_jax.training import tasks
 from rigl_jax.training import warm_start
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -107,7 +107,7 @@ def loss_and_accuracy(setup: build.Setup, batch_stats: Any):
   training mode), ``eval_fn(params, batch_stats)``, the batches to fit on
   and, for a BatchNorm model, ``recompute(params) -> batch_stats``.
   """
-  pipeline = data.create_pipeline(setup.run, process_index=0, process_count=1)
+  pipeline = setup.data.create_pipeline()
   prepare = jax.jit(lambda b: setup.preprocess(b, jax.random.key(0), False))
   batches = [
       prepare(pipeline.train_batch(i)) for i in range(_EVAL_BATCHES.value)
@@ -118,7 +118,7 @@ def loss_and_accuracy(setup: build.Setup, batch_stats: Any):
     logits, _ = steps.apply_model(
         setup.model, params, batch_stats, batch['inputs'], train=has_batch_norm
     )
-    return steps.cross_entropy(logits, batch['labels']).mean()
+    return tasks.cross_entropy(logits, batch['labels']).mean()
 
   @jax.jit
   def metrics(params, model_state, batch):
@@ -126,7 +126,7 @@ def loss_and_accuracy(setup: build.Setup, batch_stats: Any):
         setup.model, params, model_state, batch['inputs'], train=False
     )
     return {
-        'loss': steps.cross_entropy(logits, batch['labels']).mean(),
+        'loss': tasks.cross_entropy(logits, batch['labels']).mean(),
         'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['labels']),
     }
 

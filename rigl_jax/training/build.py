@@ -1,25 +1,29 @@
 """build(config): everything a run is made of, from its config alone.
 
-One place turns a config into objects: the resolved config, the data set's
-spec and device preprocessing, the model (narrowed for Small-Dense), its
-abstract parameters, the per-layer sparsities, the method, the optimizer
-and the cost model (parameter and FLOPs counts). The training loop, the
-cost report, the benchmarks and the tests all start from it, and every
-check that needs no data happens here, so a bad config fails in seconds,
-before any data loading or compilation, naming its key.
+The one place that reads a config: it returns a frozen ``Setup`` holding
+the run's identity, its intervals, the data set's spec, batches and device
+preprocessing, the model (narrowed for Small-Dense), its abstract
+parameters, the per-layer sparsities, the method, the learning-rate
+schedule and optimizer (built once), the warm start and the cost model.
+The training loop, checkpoints, the cost report, the benchmarks and the
+tests all start from the setup, and every check that needs no data happens
+here, so a bad config fails in seconds, before any data loading or
+compilation, naming its key.
 """
 
+import copy
 import dataclasses
 import functools
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from rigl_jax import data
 from rigl_jax import models
@@ -31,40 +35,103 @@ from rigl_jax.sparse import methods
 from rigl_jax.sparse import tree_paths
 from rigl_jax.training import config as config_lib
 from rigl_jax.training import costs as costs_lib
+from rigl_jax.training import identity as identity_lib
 from rigl_jax.training import optimizers
+from rigl_jax.training import tasks
 from rigl_jax.training import warm_start
 
 
 @dataclasses.dataclass(frozen=True)
-class Setup:
-  """What a run is made of.
+class Intervals:
+  """How long a run trains and when it logs, evaluates and checkpoints."""
+
+  num_train_steps: int
+  log_every_steps: int
+  eval_every_steps: int
+  checkpoint_every_steps: int
+  keep_checkpoints: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSetup:
+  """The run's data set, its batches and their preprocessing.
 
   Attributes:
-    run: the resolved config (training multiplier applied).
-    spec: what the data set feeds the model.
+    name: the data set.
+    spec: what it feeds the model.
+    batch_size: examples of a training step (all processes together).
+    eval_batch_size: the same for evaluation.
+    device_resident: whether the training set is held on the devices.
+    preprocess: the device part of preprocessing, in the jitted step.
+    create_pipeline: (process_index=, process_count=) -> its pipeline.
+    batch_shapes: batch size -> shapes and dtypes of a batch.
+    random_batch: (batch size, numpy Generator) -> a batch of random values.
+  """
+
+  name: str
+  spec: dataset_specs.DatasetSpec
+  batch_size: int
+  eval_batch_size: int
+  device_resident: bool
+  preprocess: data.DevicePreprocess
+  create_pipeline: Callable[..., Any]
+  batch_shapes: Callable[[int], dict[str, jax.ShapeDtypeStruct]]
+  random_batch: Callable[[int, np.random.Generator], dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """Everything a run is made of; nothing after ``build`` reads the config.
+
+  Attributes:
+    config: the config as given, for the record (results.json, TensorBoard).
+    resolved: the same with the training multiplier applied.
+    identity: the keys that make the run (``rigl_jax.training.identity``).
+    intervals: its length and when it logs, evaluates, checkpoints.
+    seed: of the initial values, the data order and the method's draws.
+    label_smoothing: of the training loss.
+    task: what the model predicts; its evaluation metrics.
+    data: the data set and its batches.
     width: the width multiplier of the trained model.
     model: the trained model.
     abstract_params: its parameters' shapes and dtypes.
     sparsities: a float per sparse leaf of the params, None per dense one.
     method: the sparse training method.
-    tx: the optax optimizer (before the sparse wrapping).
-    preprocess: the data set's device preprocessing.
+    learning_rate: the learning-rate schedule (step -> rate).
+    tx: the optax optimizer (before the sparse wrapping), reading
+      ``learning_rate``.
     costs: parameter and FLOPs counts of the run.
+    warm_start: where the run starts from.
     compute_dtype: of activations and matmuls; None computes in the params'
       float32 (``config.half_precision``).
   """
 
-  run: ml_collections.ConfigDict
-  spec: dataset_specs.DatasetSpec
+  config: dict[str, Any]
+  resolved: dict[str, Any]
+  identity: identity_lib.Identity
+  intervals: Intervals
+  seed: int
+  label_smoothing: float
+  task: tasks.Task
+  data: DataSetup
   width: float
   model: nn.Module
   abstract_params: Any
   sparsities: Any
   method: methods.SparseMethod
+  learning_rate: optax.Schedule
   tx: Any
-  preprocess: data.DevicePreprocess
   costs: costs_lib.CostModel
+  warm_start: warm_start.WarmStart
   compute_dtype: Optional[Any] = None
+
+  @property
+  def spec(self) -> dataset_specs.DatasetSpec:
+    return self.data.spec
+
+  @property
+  def preprocess(self) -> data.DevicePreprocess:
+    return self.data.preprocess
 
 
 def dummy_inputs(
@@ -109,7 +176,7 @@ def get_sparsities(
       run.sparsity,
       run.distribution,
       rules=run.layer_sparsity if rules is None else rules,
-      first_layer=models.FIRST_LAYERS[run.model.name],
+      first_layer=models.get(run.model.name).first_layer,
       erk_power_scale=run.erk_power_scale,
   )
 
@@ -181,12 +248,13 @@ def _check_model_fits_data(
     run: ml_collections.ConfigDict, spec: dataset_specs.DatasetSpec
 ) -> None:
   name = run.model.name
+  task = models.get(name).task
+  fitting = sorted(n for n, m in models.MODELS.items() if m.task == spec.task)
   checks.require(
-      name not in models.TASKS or models.TASKS[name] == spec.task,
+      task == spec.task,
       'model.name',
-      f'{name!r} is a {models.TASKS.get(name, "")} model and '
-      f'{run.dataset.name!r} a {spec.task} data set; models for it: '
-      f'{sorted(m for m, t in models.TASKS.items() if t == spec.task)}',
+      f'{name!r} is a {task} model and {run.dataset.name!r} a {spec.task} '
+      f'data set; models for it: {fitting}',
   )
 
 
@@ -242,6 +310,67 @@ def _check_devices(run: ml_collections.ConfigDict) -> None:
   )
 
 
+def _intervals(run: ml_collections.ConfigDict) -> Intervals:
+  return Intervals(
+      num_train_steps=run.num_train_steps,
+      log_every_steps=run.log_every_steps,
+      eval_every_steps=run.eval_every_steps,
+      checkpoint_every_steps=run.checkpoint_every_steps,
+      keep_checkpoints=run.keep_checkpoints,
+  )
+
+
+def _data_setup(
+    run: ml_collections.ConfigDict, spec: dataset_specs.DatasetSpec
+) -> DataSetup:
+  dataset = copy.deepcopy(run.dataset)
+  return DataSetup(
+      name=dataset.name,
+      spec=spec,
+      batch_size=run.batch_size,
+      eval_batch_size=run.eval_batch_size,
+      device_resident=dataset.device_resident,
+      preprocess=data.device_preprocess(dataset.name),
+      create_pipeline=functools.partial(
+          data.create_pipeline, copy.deepcopy(run)
+      ),
+      batch_shapes=functools.partial(data.batch_shapes, dataset),
+      random_batch=lambda batch_size, rng: data.random_batch(
+          dataset, batch_size, spec.num_classes, rng
+      ),
+  )
+
+
+def _trained_model(
+    run: ml_collections.ConfigDict,
+    spec: dataset_specs.DatasetSpec,
+    method: methods.SparseMethod,
+) -> tuple[float, nn.Module, Any, Any, Any]:
+  """(width, model, abstract params, sparsities, base model) of the run.
+
+  The method may train another width than the config's (Small-Dense).
+  """
+  base_model = create_model(run, spec, run.model.width)
+  base_params = abstract_variables(base_model, spec)['params']
+  sparsities = _layer_sparsities(run, spec, base_params)
+  _check_sparse_layers(method, sparsities, base_params)
+  width = method.model_width(
+      run.model.width,
+      lambda w: masks_lib.num_params(
+          abstract_variables(create_model(run, spec, w), spec)['params']
+      ),
+      functools.partial(_sparse_model_size, run, base_params),
+  )
+  if width == run.model.width:
+    model, params = base_model, base_params
+  else:
+    model = create_model(run, spec, width)
+    params = abstract_variables(model, spec)['params']
+  if not method.uses_masks:
+    sparsities = jax.tree.map(lambda _: None, params)
+  return width, model, params, sparsities, base_model
+
+
 def build(config: ml_collections.ConfigDict) -> Setup:
   """Resolves, checks and builds everything of ``config`` that needs no data.
 
@@ -249,38 +378,18 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     errors.ConfigError: naming the offending key.
   """
   run = config_lib.resolve(config)
+  identity = identity_lib.of_config(run)
   with config_lib.as_config_errors():
     _check_devices(run)
     method = methods.from_config(run)
     spec = dataset_specs.get_spec(run.dataset)
     _check_model_fits_data(run, spec)
-    base_model = create_model(run, spec, run.model.width)
-    base_params = abstract_variables(base_model, spec)['params']
-    sparsities = _layer_sparsities(run, spec, base_params)
-    _check_sparse_layers(method, sparsities, base_params)
-    width = method.model_width(
-        run.model.width,
-        lambda w: masks_lib.num_params(
-            abstract_variables(create_model(run, spec, w), spec)['params']
-        ),
-        functools.partial(_sparse_model_size, run, base_params),
+    width, model, params, sparsities, base_model = _trained_model(
+        run, spec, method
     )
-    model = (
-        base_model
-        if width == run.model.width
-        else create_model(run, spec, width)
-    )
-    params = (
-        base_params
-        if model is base_model
-        else abstract_variables(model, spec)['params']
-    )
-    if not method.uses_masks:
-      sparsities = jax.tree.map(lambda _: None, params)
-    tx = optimizers.create_optimizer(run)
+    learning_rate = optimizers.learning_rate_schedule(run)
+    tx = optimizers.create_optimizer(run, learning_rate)
     _check_l2_exclude(run, params)
-    warm_start.check(run)
-    preprocess = data.device_preprocess(run.dataset.name)
     costs = costs_lib.CostModel.of(
         run=run,
         method=method,
@@ -293,19 +402,26 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         width=width,
     )
     costs.report()  # Anything a report needs is checked before training.
-  return Setup(
-      run=run,
-      spec=spec,
-      width=width,
-      model=model,
-      abstract_params=params,
-      sparsities=sparsities,
-      method=method,
-      tx=tx,
-      preprocess=preprocess,
-      costs=costs,
-      compute_dtype=jnp.bfloat16 if run.half_precision else None,
-  )
+    return Setup(
+        config=config.to_dict(),
+        resolved=run.to_dict(),
+        identity=identity,
+        intervals=_intervals(run),
+        seed=run.seed,
+        label_smoothing=run.label_smoothing,
+        task=tasks.get(spec.task),
+        data=_data_setup(run, spec),
+        width=width,
+        model=model,
+        abstract_params=params,
+        sparsities=sparsities,
+        method=method,
+        learning_rate=learning_rate,
+        tx=tx,
+        costs=costs,
+        warm_start=warm_start.from_config(run, identity),
+        compute_dtype=jnp.bfloat16 if run.half_precision else None,
+    )
 
 
 def flops_report(

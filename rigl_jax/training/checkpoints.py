@@ -14,61 +14,11 @@ from typing import Any, Optional
 from absl import logging
 import jax
 import numpy as np
-import ml_collections
 from etils import epath
 import orbax.checkpoint as ocp
 
 from rigl_jax import errors
-from rigl_jax.training import config as config_lib
-
-# Keys a resumed run may change (see config.SAFE_TO_CHANGE); every other key
-# of the resolved config must match the checkpoint's.
-SAFE_TO_CHANGE = config_lib.SAFE_TO_CHANGE
-
-
-def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
-def _json_value(value: Any) -> Any:
-  """Tuples as lists, recursively, as JSON stores them."""
-  if isinstance(value, (tuple, list)):
-    return [_json_value(v) for v in value]
-  return value
-
-
-def run_identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """Every key of the resolved config but ``SAFE_TO_CHANGE``, JSON-able."""
-  return {
-      key: _json_value(value)
-      for key, value in _flatten(config.to_dict()).items()
-      if key not in SAFE_TO_CHANGE
-  }
-
-
-def config_changes(
-    saved: dict[str, Any], current: dict[str, Any]
-) -> dict[str, tuple[Any, Any]]:
-  """{key: (saved value, current value)} of every key that differs.
-
-  A key that a checkpoint predates reads as its default in
-  ``config.base_config()``: keys are added with neutral defaults, which
-  compute what the code computed before they existed.
-  """
-  missing = 'absent'
-  defaults = run_identity(config_lib.base_config())
-  saved = {**{k: v for k, v in defaults.items() if k in current}, **saved}
-  return {
-      key: (saved.get(key, missing), current.get(key, missing))
-      for key in sorted(set(saved) | set(current))
-      if saved.get(key, missing) != current.get(key, missing)
-  }
+from rigl_jax.training import identity as identity_lib
 
 
 def resume_error(
@@ -95,7 +45,7 @@ def check_resumable(
 
   With ``allow_config_change`` the changes are logged and returned instead.
   """
-  changes = config_changes(saved, current)
+  changes = identity_lib.changes(saved, current)
   if changes and not allow_config_change:
     raise resume_error(directory, changes)
   for key, (old, new) in changes.items():
@@ -188,7 +138,7 @@ class Checkpointer:
       abstract_state: ``jax.ShapeDtypeStruct`` leaves (with shardings) of the
         state to restore into.
       abstract_metrics: the same for the train-metric accumulators.
-      identity: ``run_identity`` of the current config.
+      identity: the run's identity (``rigl_jax.training.identity``).
       allow_config_change: resume even if the identity differs (logged).
 
     Returns:
@@ -215,31 +165,10 @@ class Checkpointer:
       changes = check_resumable(
           metadata['identity'], identity, self.directory, allow_config_change
       )
-      try:
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
-                train_metrics=ocp.args.StandardRestore(abstract_metrics),
-            ),
-        )
-      except Exception as e:  # pylint: disable=broad-except
-        if self._readable(step):
-          # Intact, but not this config's state: never set it aside.
-          cause = (
-              '; '.join(
-                  f'config.{k} was {old!r}, now {new!r}'
-                  for k, (old, new) in changes.items()
-              )
-              or 'the code changed'
-          )
-          raise errors.ResumeError(
-              f'the checkpoint at step {step} in {self.directory} is intact '
-              "but does not match this config: the optimizer state's "
-              f"structure (or the model's) changed ({cause}); restore the "
-              'original values or use a new --workdir'
-          ) from None
-        self._set_aside(step, e)
+      restored = self._restore_step(
+          step, abstract_state, abstract_metrics, changes
+      )
+      if restored is None:
         continue
       expected = metadata.get('checksum')
       if expected is not None and checksum(restored.state) != expected:
@@ -252,6 +181,45 @@ class Checkpointer:
           f'none of the checkpoints {steps} in {self.directory} can be read'
       )
     return None
+
+  def _restore_step(
+      self,
+      step: int,
+      abstract_state: Any,
+      abstract_metrics: Any,
+      changes: dict[str, tuple[Any, Any]],
+  ) -> Any:
+    """The checkpoint at ``step``; None if unreadable (then set aside).
+
+    Raises:
+      ResumeError: it is intact but holds another structure of state.
+    """
+    try:
+      return self._manager.restore(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract_state),
+              train_metrics=ocp.args.StandardRestore(abstract_metrics),
+          ),
+      )
+    except Exception as e:  # pylint: disable=broad-except
+      if self._readable(step):
+        # Intact, but not this config's state: never set it aside.
+        cause = (
+            '; '.join(
+                f'config.{k} was {old!r}, now {new!r}'
+                for k, (old, new) in changes.items()
+            )
+            or 'the code changed'
+        )
+        raise errors.ResumeError(
+            f'the checkpoint at step {step} in {self.directory} is intact '
+            "but does not match this config: the optimizer state's "
+            f"structure (or the model's) changed ({cause}); restore the "
+            'original values or use a new --workdir'
+        ) from None
+      self._set_aside(step, e)
+      return None
 
   def _readable(self, step: int) -> bool:
     """Whether the state at ``step`` reads as saved (no target structure)."""
@@ -297,11 +265,3 @@ def checksum(tree: Any) -> str:
     digest.update(f'{array.dtype}{array.shape}'.encode())
     digest.update(array.tobytes())
   return digest.hexdigest()
-
-
-def with_sharding(abstract_tree: Any, sharding: jax.sharding.Sharding) -> Any:
-  """``abstract_tree``'s shapes and dtypes, placed with ``sharding``."""
-  return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-      abstract_tree,
-  )

@@ -3,7 +3,8 @@
 Experiment files in ``configs/`` start from ``base_config()`` and change
 what their experiment needs, so every key the code reads exists: the
 runner's keys are here, each method's block comes from the method itself
-(``SparseMethod.config_defaults``). ``resolve`` checks the runner's keys and
+(``SparseMethod.config_defaults``). Which of them make a run's identity is
+``rigl_jax.training.identity``. ``resolve`` checks the runner's keys and
 returns a copy with the training multiplier applied to every step anchor;
 everything else is checked where it is built (``rigl_jax.training.build``),
 with errors reported as ``config.<key>: ...``.
@@ -20,6 +21,7 @@ from typing import Any, Optional
 
 import ml_collections
 
+from rigl_jax import data
 from rigl_jax import errors
 from rigl_jax.sparse import checks
 from rigl_jax.sparse import methods
@@ -36,24 +38,6 @@ def as_config_errors() -> Iterator[None]:
     yield
   except checks.InvalidArgument as e:
     raise ConfigError(f'config.{e.name}: {e.message}') from None
-
-
-# Keys a resumed run may change: they do not change what training computes
-# (num_train_steps extends a run; reference_width changes only reported
-# ratios). Every other key of the resolved config must match a checkpoint's.
-SAFE_TO_CHANGE = (
-    'num_train_steps',
-    'log_every_steps',
-    'eval_every_steps',
-    'checkpoint_every_steps',
-    'keep_checkpoints',
-    'eval_batch_size',
-    'dataset.local_dir',
-    'dataset.tfds_data_dir',
-    'dataset.num_workers',
-    'dataset.device_resident',
-    'model.reference_width',
-)
 
 
 def _method_blocks() -> dict[str, ml_collections.ConfigDict]:
@@ -80,7 +64,62 @@ def _method_blocks() -> dict[str, ml_collections.ConfigDict]:
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """All keys a run reads, with neutral defaults."""
+  """All keys a run reads, with neutral defaults: the runner's and every
+  method's blocks."""
+  config = runner_config()
+  # The blocks of every method (mask_update, snfs, snip, pruning, ...).
+  for name, block in _method_blocks().items():
+    config[name] = block
+  return config
+
+
+def _dataset_block() -> ml_collections.ConfigDict:
+  dataset = ml_collections.ConfigDict()
+  dataset.name = 'mnist'
+  dataset.local_dir = ''
+  dataset.tfds_data_dir = ''
+  # Grain worker processes that load batches; 0 loads them in a thread of
+  # the training process (best for data sets held in memory).
+  dataset.num_workers = 0
+  # Hold an in-memory training set on the devices and gather each batch
+  # there (no transfer per step); False streams batches from the host.
+  dataset.device_resident = True
+  # Each data set's own keys (e.g. sequence_length, image_size), declared
+  # by its module.
+  for key, default in data.all_config_keys().items():
+    dataset[key] = default
+  return dataset
+
+
+def _model_block() -> ml_collections.ConfigDict:
+  model = ml_collections.ConfigDict()
+  model.name = 'lenet300_100'
+  model.width = 1.0
+  # The width of the dense model that FLOPs ratios compare with (None: the
+  # model's own); 1.0 for the paper's Big-Sparse models.
+  model.reference_width = ml_collections.config_dict.placeholder(float)
+  # Extra keyword arguments of the model's constructor.
+  model.options = ml_collections.ConfigDict()
+  return model
+
+
+def _optimizer_block() -> ml_collections.ConfigDict:
+  optimizer = ml_collections.ConfigDict()
+  optimizer.name = 'momentum'
+  optimizer.learning_rate = 0.1
+  optimizer.momentum = 0.9
+  optimizer.nesterov = False
+  optimizer.l2 = 0.0  # added to the gradients of kernels (ndim >= 2)
+  # Regexes of parameter paths exempt from L2 and weight decay.
+  optimizer.l2_exclude = ()
+  optimizer.weight_decay = 0.0  # decoupled, adamw only
+  optimizer.grad_clip_value = 0.0  # 0 disables
+  optimizer.grad_clip_norm = 0.0  # 0 disables
+  return optimizer
+
+
+def runner_config() -> ml_collections.ConfigDict:
+  """The keys of the runner: all but the methods' own blocks."""
   config = ml_collections.ConfigDict()
   config.method = 'rigl'
   config.sparsity = 0.9
@@ -100,44 +139,9 @@ def base_config() -> ml_collections.ConfigDict:
   # optimizer state, gradients and drop/grow scores stay float32.
   config.half_precision = False
 
-  # The blocks of every method (mask_update, snfs, snip, pruning, ...).
-  for name, block in _method_blocks().items():
-    config[name] = block
-
-  config.dataset = ml_collections.ConfigDict()
-  config.dataset.name = 'mnist'
-  config.dataset.local_dir = ''
-  config.dataset.tfds_data_dir = ''
-  config.dataset.sequence_length = 512  # language models: bytes per example
-  config.dataset.image_size = 224  # ImageNet: training crop and eval size
-  # Grain worker processes that load batches; 0 loads them in a thread of
-  # the training process (best for data sets held in memory).
-  config.dataset.num_workers = 0
-  # Hold an in-memory training set on the devices and gather each batch
-  # there (no transfer per step); False streams batches from the host.
-  config.dataset.device_resident = True
-
-  config.model = ml_collections.ConfigDict()
-  config.model.name = 'lenet300_100'
-  config.model.width = 1.0
-  # The width of the dense model that FLOPs ratios compare with (None: the
-  # model's own); 1.0 for the paper's Big-Sparse models.
-  config.model.reference_width = ml_collections.config_dict.placeholder(float)
-  # Extra keyword arguments of the model's constructor.
-  config.model.options = ml_collections.ConfigDict()
-
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.name = 'momentum'
-  config.optimizer.learning_rate = 0.1
-  config.optimizer.momentum = 0.9
-  config.optimizer.nesterov = False
-  config.optimizer.l2 = 0.0  # added to the gradients of kernels (ndim >= 2)
-  # Regexes of parameter paths exempt from L2 and weight decay.
-  config.optimizer.l2_exclude = ()
-  config.optimizer.weight_decay = 0.0  # decoupled, adamw only
-  config.optimizer.grad_clip_value = 0.0  # 0 disables
-  config.optimizer.grad_clip_norm = 0.0  # 0 disables
-
+  config.dataset = _dataset_block()
+  config.model = _model_block()
+  config.optimizer = _optimizer_block()
   config.lr_schedule = ml_collections.ConfigDict()
   config.lr_schedule.name = 'constant'
   config.lr_schedule.warmup_steps = 0
@@ -325,22 +329,8 @@ def _is_number(value: Any) -> bool:
   )
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks the runner's own keys; raises ``ConfigError`` naming the key.
-
-  The method's block, the sparsity and its distribution, the model and the
-  data set are checked where they are built (``training.build``).
-  """
-  _require(
-      config.method in methods.METHODS,
-      'method',
-      f'must be one of {sorted(methods.METHODS)}, got {config.method!r}',
-  )
-  _require(
-      _is_number(config.training_multiplier) and config.training_multiplier > 0,
-      'training_multiplier',
-      f'must be positive, got {config.training_multiplier!r}',
-  )
+def _validate_counts(config: ml_collections.ConfigDict) -> None:
+  """Step counts, intervals and batch sizes: positive integers in range."""
   for key in (
       'num_train_steps',
       'batch_size',
@@ -370,6 +360,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f'{config.training_multiplier!r} makes num_train_steps {scaled:.4g}, '
       f'more than {MAX_STEPS}',
   )
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the runner's own keys; raises ``ConfigError`` naming the key.
+
+  The method's block, the sparsity and its distribution, the model and the
+  data set are checked where they are built (``training.build``).
+  """
+  _require(
+      config.method in methods.METHODS,
+      'method',
+      f'must be one of {sorted(methods.METHODS)}, got {config.method!r}',
+  )
+  _require(
+      _is_number(config.training_multiplier) and config.training_multiplier > 0,
+      'training_multiplier',
+      f'must be positive, got {config.training_multiplier!r}',
+  )
+  _validate_counts(config)
   _require(
       isinstance(config.dataset.num_workers, int)
       and config.dataset.num_workers >= 0,

@@ -1,43 +1,36 @@
 """train_and_evaluate(config, workdir): the training loop of every experiment.
 
-The only place that jits with shardings, writes metrics and checkpoints.
-Data parallelism is expressed with a ``jax.sharding.Mesh`` over all devices
-with one 'data' axis: batches are sharded along it, and params, masks and
-optimizer state are replicated; XLA inserts the gradient all-reduce. The
-same code runs on one CPU, eight host devices or a multi-host TPU slice.
-
-Everything that can be checked without data or compilation is checked
-first, so a bad config fails in seconds. Every step function is compiled
-ahead of the loop, batches reach the devices a step ahead of their use,
-and the loop reads nothing back from the devices between summaries. The
-host dispatches at most ``MAX_STEPS_IN_FLIGHT`` steps ahead of the devices.
+The only place that writes metrics and checkpoints. It runs the steps that
+``rigl_jax.training.compiled`` compiles for the setup that
+``rigl_jax.training.build`` makes of the config; nothing here reads the
+config. Everything that can be checked without data or compilation is
+checked first, so a bad config fails in seconds. Batches reach the devices
+a step ahead of their use, the loop reads nothing back from the devices
+between summaries, and the host dispatches at most ``MAX_STEPS_IN_FLIGHT``
+steps ahead of the devices.
 """
 
 import collections
 import contextlib
 import dataclasses
-import functools
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 from absl import logging
 from etils import epath
+from flax import traverse_util
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
-import numpy as np
 
-from rigl_jax import data
 from rigl_jax import errors
-from rigl_jax.data import device_feed
 from rigl_jax.sparse import masks as masks_lib
-from rigl_jax.sparse import train_state as train_state_lib
 from rigl_jax.training import build as build_lib
 from rigl_jax.training import checkpoints as train_checkpoints
+from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.training import metric_writer
-from rigl_jax.training import optimizers
 from rigl_jax.training import preemption as train_preemption
 from rigl_jax.training import processes
 from rigl_jax.training import progress as progress_lib
@@ -46,218 +39,12 @@ from rigl_jax.training import steps
 from rigl_jax.training import warm_start
 from rigl_jax.training import workdir as workdir_lib
 
-DATA_AXIS = 'data'
-
-
 # Steps the host may dispatch before the devices have run them. Python
 # queues steps far faster than a device runs them; a long queue delays a
 # signal's checkpoint by the whole queue, and XLA:CPU's collectives on
 # several host devices time out behind it. Two hide the dispatch of the next
 # step behind the current one.
 MAX_STEPS_IN_FLIGHT = 2
-
-
-def create_mesh() -> jax.sharding.Mesh:
-  """A one-axis mesh over every device of every process."""
-  return jax.sharding.Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
-
-
-def _init_state(rng, *, model, spec, tx, method, sparsities):
-  params_rng, state_rng = jax.random.split(rng)
-  variables = model.init(params_rng, build_lib.dummy_inputs(spec), train=False)
-  return train_state_lib.TrainState.create(
-      params=variables['params'],
-      tx=tx,
-      method=method,
-      sparsities=sparsities,
-      rng=state_rng,
-      batch_stats=variables.get('batch_stats'),
-  )
-
-
-def _abstract(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-  """Shapes and dtypes of ``tree``, placed with ``sharding``."""
-  return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
-  )
-
-
-@dataclasses.dataclass(frozen=True)
-class Shardings:
-  """Where a run's arrays live on the mesh."""
-
-  replicated: jax.sharding.Sharding  # state, metrics, resident data
-  batch: jax.sharding.Sharding  # batches: split on 'data'
-  index_table: jax.sharding.Sharding  # [steps, batch]: split on 'data'
-
-  @classmethod
-  def of(cls, mesh: jax.sharding.Mesh) -> 'Shardings':
-    spec = jax.sharding.PartitionSpec
-    return cls(
-        jax.sharding.NamedSharding(mesh, spec()),
-        jax.sharding.NamedSharding(mesh, spec(DATA_AXIS)),
-        jax.sharding.NamedSharding(mesh, spec(None, DATA_AXIS)),
-    )
-
-
-def create_feed(
-    run: ml_collections.ConfigDict,
-    pipeline: data.pipeline.Pipeline,
-    shardings: Shardings,
-) -> Any:
-  """The training feed: on the devices if the config says so, else streamed."""
-  if run.dataset.device_resident:
-    return device_feed.Resident(
-        pipeline, shardings.replicated, shardings.index_table
-    )
-  return device_feed.Streamed(
-      pipeline, data.batch_shapes(run.dataset, run.batch_size), shardings.batch
-  )
-
-
-@dataclasses.dataclass(frozen=True)
-class CompiledSteps:
-  """The executables of a run, compiled before its first step.
-
-  Attributes:
-    init_state: rng -> the initial TrainState (replicated).
-    train: {topology_update: (state, metrics, inputs) -> (state, metrics)}
-      for the feed's inputs; the state is donated. Methods that never change
-      the topology have only the False entry.
-    evaluate: (state, metrics, batch) -> metrics.
-    summarize: state -> topology scalars, or None for dense methods.
-    shardings: where state, metrics and batches live.
-    seconds: the time compiling took.
-  """
-
-  init_state: Callable[..., Any]
-  train: dict[bool, Callable[..., Any]]
-  evaluate: Callable[..., Any]
-  summarize: Callable[..., Any] | None
-  shardings: Shardings
-  seconds: float
-
-  def empty_metrics(self, cls: type[steps.Metrics]) -> steps.Metrics:
-    return _metrics_maker(cls, self.shardings.replicated)()
-
-
-@functools.cache
-def _metrics_maker(
-    cls: type[steps.Metrics], sharding: Any
-) -> Callable[[], Any]:
-  """Makes empty metrics on the devices of ``sharding``.
-
-  Jitted: with several processes, device_put of one process's arrays onto
-  a sharding over every process's devices gives arrays that orbax cannot
-  save (their shards are not single-device arrays).
-  """
-  return jax.jit(cls.empty, out_shardings=sharding)
-
-
-def compile_steps(
-    setup: build_lib.Setup, shardings: Shardings, feed: Any
-) -> CompiledSteps:
-  """Compiles every step of ``setup`` from shapes alone (no state).
-
-  Args:
-    setup: the run's pieces.
-    shardings: where state, metrics and batches live.
-    feed: a ``device_feed`` feed: the train steps take its inputs.
-  """
-  start = time.monotonic()
-  run, method = setup.run, setup.method
-  replicated = shardings.replicated
-  init_state = jax.jit(
-      functools.partial(
-          _init_state,
-          model=setup.model,
-          spec=setup.spec,
-          tx=setup.tx,
-          method=method,
-          sparsities=setup.sparsities,
-      ),
-      out_shardings=replicated,
-  )
-  state = _abstract(
-      jax.eval_shape(init_state, jax.random.PRNGKey(0)), replicated
-  )
-  train_metrics = _abstract(steps.TrainMetrics.empty(), replicated)
-  eval_metrics = _abstract(steps.Metrics.empty(), replicated)
-  eval_batch = _abstract(
-      data.batch_shapes(run.dataset, run.eval_batch_size), shardings.batch
-  )
-  # One executable per kind of step: the schedule is a function of the
-  # step, known on the host, so choosing costs no transfer from the device;
-  # a lax.cond in a single step would slow every step (see TrainState).
-  kinds = (False, True) if method.changes_topology else (False,)
-  train = {
-      update: jax.jit(
-          steps.make_train_step(
-              setup.model,
-              run.label_smoothing,
-              topology_update=update,
-              preprocess=setup.preprocess,
-              seed=run.seed,
-              load_batch=feed.batch,
-              compute_dtype=setup.compute_dtype,
-          ),
-          out_shardings=(replicated, replicated),
-          # The metrics are not donated: the loop waits on an earlier
-          # step's to bound the steps in flight.
-          donate_argnums=(0,),
-      )
-      .lower(state, train_metrics, feed.abstract_inputs())
-      .compile()
-      for update in kinds
-  }
-  evaluate = (
-      jax.jit(
-          steps.make_eval_step(
-              setup.model, setup.preprocess, setup.compute_dtype
-          ),
-          out_shardings=replicated,
-          donate_argnums=(1,),
-      )
-      .lower(state, eval_metrics, eval_batch)
-      .compile()
-  )
-  summarize = (
-      jax.jit(steps.topology_summary, out_shardings=replicated)
-      .lower(state)
-      .compile()
-      if method.uses_masks
-      else None
-  )
-  return CompiledSteps(
-      init_state=init_state,
-      train=train,
-      evaluate=evaluate,
-      summarize=summarize,
-      shardings=shardings,
-      seconds=time.monotonic() - start,
-  )
-
-
-def evaluate(
-    compiled: CompiledSteps,
-    state: Any,
-    pipeline: data.pipeline.Pipeline,
-    task: str,
-) -> dict[str, float]:
-  """Metrics over the complete evaluation split."""
-  metrics = compiled.empty_metrics(steps.Metrics)
-  batches = device_feed.device_batches(
-      pipeline.eval_dataset(), compiled.shardings.batch
-  )
-  try:
-    for batch in batches:
-      metrics = compiled.evaluate(state, metrics, batch)
-  finally:
-    device_feed.close(batches)
-  result = metrics.compute()
-  if task == 'language_model':
-    result['bits_per_char'] = result['loss'] / np.log(2.0)
-  return result
 
 
 def _host_scalars(tree: dict[str, jax.Array]) -> dict[str, float]:
@@ -271,16 +58,6 @@ def _write_json(path: epath.Path, content: dict[str, Any]) -> None:
       json.dumps(content, indent=2, sort_keys=True, default=str)
   )
   temporary.replace(path)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
 
 
 _all_finite = jax.jit(steps.all_finite)
@@ -351,9 +128,24 @@ def train_and_evaluate(
   """
   start_time = time.time()
   workdir = workdir_lib.resolve(workdir)
-  setup = build_lib.build(config)
+  return train_setup(
+      build_lib.build(config), workdir, allow_config_change, start_time
+  )
+
+
+def train_setup(
+    setup: build_lib.Setup,
+    workdir: str,
+    allow_config_change: bool = False,
+    start_time: float | None = None,
+) -> dict[str, Any]:
+  """``train_and_evaluate`` of a built setup, in an absolute ``workdir``."""
+  start_time = time.time() if start_time is None else start_time
   finished = workdir_lib.finished_results(
-      workdir, setup.run, allow_config_change
+      workdir,
+      setup.identity,
+      setup.intervals.num_train_steps,
+      allow_config_change,
   )
   if finished is not None:
     logging.info(
@@ -362,10 +154,8 @@ def train_and_evaluate(
         os.path.join(workdir, 'results.json'),
     )
     return finished
-  pipeline = data.create_pipeline(
-      setup.run,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
+  pipeline = setup.data.create_pipeline(
+      process_index=jax.process_index(), process_count=jax.process_count()
   )
   workdir_lib.check_writable(workdir)
   # From here on SIGTERM and Ctrl-C mean: checkpoint after the current step
@@ -380,14 +170,9 @@ def train_and_evaluate(
             jax.process_count(), multihost_utils.reached_preemption_sync_point
         )
     )
-    results = _train(
-        config,
-        setup,
-        pipeline,
-        epath.Path(workdir),
-        preemption,
-        allow_config_change,
-    )
+    results = _Run(
+        setup, pipeline, epath.Path(workdir), preemption, allow_config_change
+    ).train()
     # The paper's cost columns, for the sparsities this run reached.
     results['flops'] = setup.costs.report(
         layer_sparsities=results['sparsity']['layers']
@@ -398,197 +183,271 @@ def train_and_evaluate(
   return results
 
 
-def _train(
-    config: ml_collections.ConfigDict,
-    setup: build_lib.Setup,
-    pipeline: Any,
-    workdir: epath.Path,
-    preemption: train_preemption.PreemptionWatch,
-    allow_config_change: bool,
-) -> dict[str, Any]:
-  """Restores or initializes the state, trains, evaluates; returns results."""
-  run, method = setup.run, setup.method
-  shardings = Shardings.of(create_mesh())
-  feed = create_feed(run, pipeline, shardings)
-  compiled = compile_steps(setup, shardings, feed)
-  logging.info('Compiled the steps in %.1f s.', compiled.seconds)
-  rng = jax.random.PRNGKey(run.seed)
+@dataclasses.dataclass
+class _Start:
+  """Where a session starts: a checkpoint's state, or the initial one."""
 
-  checkpointer = train_checkpoints.Checkpointer(
-      os.fspath(workdir / 'checkpoints'), max_to_keep=run.keep_checkpoints
+  state: Any
+  train_metrics: Any
+  previous_train_time: float = 0.0
+  history: dict[str, list] = dataclasses.field(
+      default_factory=lambda: {'train': [], 'eval': []}
   )
-  identity = train_checkpoints.run_identity(run)
-  writer = metric_writer.MetricWriter(
-      os.fspath(workdir), write_events=jax.process_index() == 0
+  config_changes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _restore_or_start(
+    setup: build_lib.Setup,
+    compiled: compiled_lib.CompiledSteps,
+    checkpointer: train_checkpoints.Checkpointer,
+    allow_config_change: bool,
+) -> _Start:
+  """The newest checkpoint of this run, else its (warm-started) first state."""
+  rng = jax.random.PRNGKey(setup.seed)
+  replicated = compiled.shardings.replicated
+  restored = checkpointer.restore_latest(
+      compiled_lib.abstract(
+          jax.eval_shape(compiled.init_state, rng), replicated
+      ),
+      compiled_lib.abstract(steps.TrainMetrics.empty(), replicated),
+      setup.identity,
+      allow_config_change,
   )
-  try:
-    restored = checkpointer.restore_latest(
-        _abstract(
-            jax.eval_shape(compiled.init_state, rng), shardings.replicated
-        ),
-        _abstract(steps.TrainMetrics.empty(), shardings.replicated),
-        identity,
-        allow_config_change,
+  if restored is not None:
+    state, train_metrics, metadata = restored
+    logging.info('Resumed from the checkpoint at step %d.', int(state.step))
+    return _Start(
+        state,
+        train_metrics,
+        metadata['train_time_s'],
+        metadata.get('history', {'train': [], 'eval': []}),
+        metadata['config_changes'],
     )
-    if restored is None:
-      state = warm_start.apply(
-          run,
-          compiled.init_state(rng),
-          compiled.init_state,
-          lambda tree: jax.device_put(tree, shardings.replicated),
+  state = warm_start.apply(
+      setup.warm_start,
+      compiled.init_state(rng),
+      compiled.init_state,
+      lambda tree: jax.device_put(tree, replicated),
+  )
+  if warm_start.describe(setup.warm_start):
+    logging.info(warm_start.describe(setup.warm_start))
+  return _Start(state, compiled.empty_metrics(steps.TrainMetrics))
+
+
+class _Run:
+  """One session of a run: restores or starts, trains, evaluates."""
+
+  def __init__(
+      self,
+      setup: build_lib.Setup,
+      pipeline: Any,
+      workdir: epath.Path,
+      preemption: train_preemption.PreemptionWatch,
+      allow_config_change: bool,
+  ):
+    self.setup = setup
+    self.pipeline = pipeline
+    self.workdir = workdir
+    self.preemption = preemption
+    self.allow_config_change = allow_config_change
+    self.eval_metrics = None
+    self.eval_seconds = 0.0
+    # Topology summaries of update steps, written at the next summary.
+    self.pending_summaries = []
+
+  def train(self) -> dict[str, Any]:
+    """Trains to the end (or a signal); returns the results."""
+    setup = self.setup
+    shardings = compiled_lib.Shardings.of(compiled_lib.create_mesh())
+    self.feed = compiled_lib.create_feed(setup.data, self.pipeline, shardings)
+    self.compiled = compiled_lib.compile_steps(setup, shardings, self.feed)
+    logging.info('Compiled the steps in %.1f s.', self.compiled.seconds)
+    self.checkpointer = train_checkpoints.Checkpointer(
+        os.fspath(self.workdir / 'checkpoints'),
+        max_to_keep=setup.intervals.keep_checkpoints,
+    )
+    self.writer = metric_writer.MetricWriter(
+        os.fspath(self.workdir), write_events=jax.process_index() == 0
+    )
+    try:
+      self.start = _restore_or_start(
+          setup, self.compiled, self.checkpointer, self.allow_config_change
       )
-      if warm_start.describe(run):
-        logging.info(warm_start.describe(run))
-      train_metrics = compiled.empty_metrics(steps.TrainMetrics)
-      previous_train_time = 0.0
-      history = {'train': [], 'eval': []}
-      config_changes = {}
-    else:
-      state, train_metrics, metadata = restored
-      previous_train_time = metadata['train_time_s']
-      history = metadata.get('history', {'train': [], 'eval': []})
-      config_changes = metadata['config_changes']
-      logging.info('Resumed from the checkpoint at step %d.', int(state.step))
-    start_step = int(state.step)
-    num_steps = run.num_train_steps
+      self.state = self.start.state
+      self.train_metrics = self.start.train_metrics
+      self.history = self.start.history
+      self._train_steps()
+    finally:
+      self.feed.close()
+      self.checkpointer.close()
+      self.writer.close()
+    return self._results()
+
+  def _first_summaries(self) -> None:
+    """Hyper-parameters and the initial topology, once per run."""
+    self.writer.write_hparams(
+        {
+            k: v
+            for k, v in traverse_util.flatten_dict(
+                self.setup.config, sep='.'
+            ).items()
+            if isinstance(v, (int, float, str, bool))
+        }
+    )
+    if self.compiled.summarize is not None:
+      self.writer.write_scalars(
+          0, _host_scalars(self.compiled.summarize(self.state)), log=False
+      )
+
+  def _train_steps(self) -> None:
+    """The loop over steps, from the start step to the end."""
+    setup, method = self.setup, self.setup.method
+    self.start_step = int(self.state.step)
+    num_steps = setup.intervals.num_train_steps
     # Compiled once here: eager schedule ops at every summary cost more
     # than the summary.
-    learning_rate = jax.jit(optimizers.learning_rate_schedule(run))
-    learning_rate(start_step)
-    if start_step == 0:
-      writer.write_hparams(
-          {
-              k: v
-              for k, v in _flatten(config.to_dict()).items()
-              if isinstance(v, (int, float, str, bool))
-          }
-      )
-      if compiled.summarize is not None:
-        writer.write_scalars(
-            0, _host_scalars(compiled.summarize(state)), log=False
-        )
-
-    progress = progress_lib.Progress(num_steps, start_step)
-    # Topology summaries of update steps, written at the next summary.
-    pending_summaries = []
-    eval_metrics = None
-    eval_seconds = 0.0
-    session_start = time.monotonic()
-
-    def save(step: int) -> None:
-      _check_finite(train_metrics, checkpointer, state, step)
-      processes.check_replicas_agree('masks', state.masks, step)
-      checkpointer.save(
-          step,
-          state,
-          train_metrics,
-          {
-              'train_time_s': (
-                  previous_train_time
-                  + time.monotonic()
-                  - session_start
-                  - eval_seconds
-              ),
-              'step': step,
-              'identity': identity,
-              'history': history,
-          },
-      )
-
+    self.learning_rate = jax.jit(setup.learning_rate)
+    self.learning_rate(self.start_step)
+    if self.start_step == 0:
+      self._first_summaries()
+    self.progress = progress_lib.Progress(num_steps, self.start_step)
+    self.session_start = time.monotonic()
     # The metrics of the steps dispatched and maybe not yet run.
     in_flight = collections.deque()
-    for step in range(start_step, num_steps):
+    for step in range(self.start_step, num_steps):
       is_update = method.changes_topology and bool(method.is_update_step(step))
       if len(in_flight) == MAX_STEPS_IN_FLIGHT:
         jax.block_until_ready(in_flight.popleft())
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        state, train_metrics = compiled.train[is_update](
-            state, train_metrics, feed.inputs(step)
+        self.state, self.train_metrics = self.compiled.train[is_update](
+            self.state, self.train_metrics, self.feed.inputs(step)
         )
-      in_flight.append(train_metrics)
-      if is_update and compiled.summarize is not None:
-        pending_summaries.append((step, compiled.summarize(state)))
-      done = step + 1
-      if _every(done, run.log_every_steps, num_steps):
-        _check_finite(train_metrics, checkpointer)
-        scalars = {f'train/{k}': v for k, v in train_metrics.compute().items()}
-        scalars['train/learning_rate'] = float(learning_rate(step))
-        rate = progress.update(done, force=done == num_steps)
-        if rate is not None:
-          scalars['steps_per_second'] = rate
-        writer.write_scalars(done, scalars)
-        history['train'].append({'step': done, **scalars})
-        for update_step, summary in pending_summaries:
-          writer.write_scalars(update_step, _host_scalars(summary), log=False)
-        pending_summaries = []
-        train_metrics = compiled.empty_metrics(steps.TrainMetrics)
-      if _every(done, run.eval_every_steps, num_steps):
-        eval_start = time.monotonic()
-        eval_metrics = evaluate(compiled, state, pipeline, setup.spec.task)
-        writer.write_scalars(
-            done, {f'eval/{k}': v for k, v in eval_metrics.items()}
+      in_flight.append(self.train_metrics)
+      if is_update and self.compiled.summarize is not None:
+        self.pending_summaries.append(
+            (step, self.compiled.summarize(self.state))
         )
-        history['eval'].append({'step': done, **eval_metrics})
-        eval_seconds += time.monotonic() - eval_start
-      # A signal during the last step: the run finishes instead.
-      stop = done < num_steps and preemption.should_stop(done)
-      if _every(done, run.checkpoint_every_steps, num_steps) or stop:
-        save(done)
-      if stop:
-        checkpointer.wait_until_finished()
-        raise errors.Preempted(
-            f'preempted after step {done}: the checkpoint at step {done} in '
-            f'{checkpointer.directory} holds the run; run the same command '
-            'to resume.'
-        )
-    jax.block_until_ready(state)
-    checkpointer.wait_until_finished()
-    train_seconds = time.monotonic() - session_start - eval_seconds
-    if eval_metrics is None:  # Resumed from a finished run: evaluate once.
-      eval_metrics = evaluate(compiled, state, pipeline, setup.spec.task)
-  finally:
-    feed.close()
-    checkpointer.close()
-    writer.close()
+      self._after_step(step + 1)
+    jax.block_until_ready(self.state)
+    self.checkpointer.wait_until_finished()
+    self.train_seconds = (
+        time.monotonic() - self.session_start - self.eval_seconds
+    )
+    if self.eval_metrics is None:  # Resumed from a finished run.
+      self._evaluate()
 
-  steps_run = num_steps - start_step
-  masks = jax.device_get(state.masks)
-  return {
-      'config': config.to_dict(),
-      'resolved_config': run.to_dict(),
-      'eval': eval_metrics,
-      # Training metrics at every log step, evaluations at every evaluation.
-      'history': history,
-      'sparsity': {
-          'overall': masks_lib.overall_sparsity(masks),
-          'layers': masks_lib.layer_sparsities(masks),
-      },
-      'topology': {
-          'method': method.name,
-          'updates': int(state.topology_stats.num_updates),
-          'exploration_rate': float(
-              state.topology_stats.exploration_rate(state.masks)
-          ),
-      },
-      'width': setup.width,
-      'num_params': masks_lib.num_params(setup.abstract_params),
-      'nonzero_params': masks_lib.num_active_params(
-          setup.abstract_params, masks
-      ),
-      'num_train_steps': num_steps,
-      'steps_this_run': steps_run,
-      'compile_time_s': compiled.seconds,
-      'eval_time_s': eval_seconds,
-      'train_time_s': previous_train_time + train_seconds,
-      # Steps of this session over its training time: compilation, which
-      # ends before the loop, and evaluation are left out.
-      'steps_per_second': (
-          steps_run / train_seconds if steps_run and train_seconds > 0 else None
-      ),
-      'num_devices': jax.device_count(),
-      'num_processes': jax.process_count(),
-      'provenance': provenance.describe(),
-      # Result-changing keys that differ from the checkpoint's (resumed with
-      # allow_config_change).
-      'config_changes': config_changes,
-  }
+  def _after_step(self, done: int) -> None:
+    """Logs, evaluates, checkpoints or stops when due after step ``done``."""
+    intervals = self.setup.intervals
+    num_steps = intervals.num_train_steps
+    if _every(done, intervals.log_every_steps, num_steps):
+      self._log(done)
+    if _every(done, intervals.eval_every_steps, num_steps):
+      eval_start = time.monotonic()
+      self._evaluate()
+      self.writer.write_scalars(
+          done, {f'eval/{k}': v for k, v in self.eval_metrics.items()}
+      )
+      self.history['eval'].append({'step': done, **self.eval_metrics})
+      self.eval_seconds += time.monotonic() - eval_start
+    # A signal during the last step: the run finishes instead.
+    stop = done < num_steps and self.preemption.should_stop(done)
+    if _every(done, intervals.checkpoint_every_steps, num_steps) or stop:
+      self._save(done)
+    if stop:
+      self.checkpointer.wait_until_finished()
+      raise errors.Preempted(
+          f'preempted after step {done}: the checkpoint at step {done} in '
+          f'{self.checkpointer.directory} holds the run; run the same '
+          'command to resume.'
+      )
+
+  def _log(self, done: int) -> None:
+    """Writes the training metrics since the last log and resets them."""
+    num_steps = self.setup.intervals.num_train_steps
+    _check_finite(self.train_metrics, self.checkpointer)
+    scalars = {f'train/{k}': v for k, v in self.train_metrics.compute().items()}
+    scalars['train/learning_rate'] = float(self.learning_rate(done - 1))
+    rate = self.progress.update(done, force=done == num_steps)
+    if rate is not None:
+      scalars['steps_per_second'] = rate
+    self.writer.write_scalars(done, scalars)
+    self.history['train'].append({'step': done, **scalars})
+    for update_step, summary in self.pending_summaries:
+      self.writer.write_scalars(update_step, _host_scalars(summary), log=False)
+    self.pending_summaries = []
+    self.train_metrics = self.compiled.empty_metrics(steps.TrainMetrics)
+
+  def _evaluate(self) -> None:
+    self.eval_metrics = compiled_lib.evaluate(
+        self.compiled, self.state, self.pipeline
+    )
+
+  def _save(self, step: int) -> None:
+    _check_finite(self.train_metrics, self.checkpointer, self.state, step)
+    processes.check_replicas_agree('masks', self.state.masks, step)
+    self.checkpointer.save(
+        step,
+        self.state,
+        self.train_metrics,
+        {
+            'train_time_s': (
+                self.start.previous_train_time
+                + time.monotonic()
+                - self.session_start
+                - self.eval_seconds
+            ),
+            'step': step,
+            'identity': self.setup.identity,
+            'history': self.history,
+        },
+    )
+
+  def _results(self) -> dict[str, Any]:
+    """The content of results.json (less the FLOPs and wall time)."""
+    setup, state = self.setup, self.state
+    num_steps = setup.intervals.num_train_steps
+    steps_run = num_steps - self.start_step
+    masks = jax.device_get(state.masks)
+    return {
+        'config': setup.config,
+        'resolved_config': setup.resolved,
+        'eval': self.eval_metrics,
+        # Training metrics at every log step, evaluations at every
+        # evaluation.
+        'history': self.history,
+        'sparsity': {
+            'overall': masks_lib.overall_sparsity(masks),
+            'layers': masks_lib.layer_sparsities(masks),
+        },
+        'topology': {
+            'method': setup.method.name,
+            'updates': int(state.topology_stats.num_updates),
+            'exploration_rate': float(
+                state.topology_stats.exploration_rate(state.masks)
+            ),
+        },
+        'width': setup.width,
+        'num_params': masks_lib.num_params(setup.abstract_params),
+        'nonzero_params': masks_lib.num_active_params(
+            setup.abstract_params, masks
+        ),
+        'num_train_steps': num_steps,
+        'steps_this_run': steps_run,
+        'compile_time_s': self.compiled.seconds,
+        'eval_time_s': self.eval_seconds,
+        'train_time_s': self.start.previous_train_time + self.train_seconds,
+        # Steps of this session over its training time: compilation, which
+        # ends before the loop, and evaluation are left out.
+        'steps_per_second': (
+            steps_run / self.train_seconds
+            if steps_run and self.train_seconds > 0
+            else None
+        ),
+        'num_devices': jax.device_count(),
+        'num_processes': jax.process_count(),
+        'provenance': provenance.describe(),
+        # Result-changing keys that differ from the checkpoint's (resumed
+        # with allow_config_change).
+        'config_changes': self.start.config_changes,
+    }

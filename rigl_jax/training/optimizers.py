@@ -7,7 +7,7 @@ the config key.
 from collections.abc import Callable
 import math
 import re
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import ml_collections
@@ -112,8 +112,12 @@ def _regularized(exclude: tuple[str, ...]) -> Callable[[Any], Any]:
 
 def create_optimizer(
     config: ml_collections.ConfigDict,
+    learning_rate: Optional[optax.Schedule] = None,
 ) -> optax.GradientTransformationExtraArgs:
   """Clipping, L2 and the optimizer named by ``config.optimizer.name``.
+
+  ``learning_rate`` is the config's schedule (``learning_rate_schedule``),
+  built here when not given.
 
   The optimizers are optax's own chains (``optax.sgd`` is ``trace`` then a
   learning rate, ``optax.adamw`` is ``scale_by_adam``, decay, learning rate),
@@ -161,7 +165,7 @@ def create_optimizer(
       parts.append(
           optax.add_decayed_weights(opt.weight_decay, mask=regularized)
       )
-  parts.append(
-      transforms.scale_by_schedule_at_step(learning_rate_schedule(config))
-  )
+  if learning_rate is None:
+    learning_rate = learning_rate_schedule(config)
+  parts.append(transforms.scale_by_schedule_at_step(learning_rate))
   return optax.chain(*parts)

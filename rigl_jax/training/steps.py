@@ -1,6 +1,6 @@
 """The per-step computations of a run: train step, eval step, summaries.
 
-Pure functions; ``loop.py`` jits them with shardings. Batches are dicts
+Pure functions; ``compiled.py`` jits them with shardings. Batches are dicts
 with 'inputs', 'labels' and 'weights' (0 for padding) as the pipeline
 delivers them; the data set's device preprocessing turns them into model
 inputs inside the step. Labels may have any rank (class per image, byte
@@ -15,10 +15,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from rigl_jax.sparse import train_state as train_state_lib
 from rigl_jax.sparse import tree_paths
+from rigl_jax.training import tasks
 
 Batch = dict[str, jax.Array]
 TrainState = train_state_lib.TrainState
@@ -94,25 +94,41 @@ class TrainMetrics(Metrics):
     return int(jax.device_get(self.first_nonfinite_step))
 
 
+@flax.struct.dataclass
+class EvalMetrics:
+  """Sums of a task's label metrics over weighted labels, and the weight."""
+
+  sums: dict[str, jax.Array]
+  weight_sum: jax.Array
+
+  @classmethod
+  def empty(cls, task: tasks.Task) -> 'EvalMetrics':
+    zero = lambda: jnp.zeros((), jnp.float32)
+    return cls({name: zero() for name in task.label_metrics}, zero())
+
+  def add(
+      self, values: dict[str, jax.Array], weights: jax.Array
+  ) -> 'EvalMetrics':
+    return self.replace(
+        sums={
+            name: total + jnp.sum(values[name] * weights)
+            for name, total in self.sums.items()
+        },
+        weight_sum=self.weight_sum + jnp.sum(weights),
+    )
+
+  def means(self) -> dict[str, float]:
+    """Each label metric's mean per weighted label (fetches to the host)."""
+    sums, weight_sum = jax.device_get((self.sums, self.weight_sum))
+    weight = max(float(weight_sum), 1e-30)
+    return {name: float(total) / weight for name, total in sums.items()}
+
+
 def all_finite(tree: Any) -> jax.Array:
   """Whether every entry of every leaf of ``tree`` is finite."""
   return jnp.all(
       jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])
   )
-
-
-def cross_entropy(
-    logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0
-) -> jax.Array:
-  """Per-label softmax cross-entropy (nats), with optional smoothing."""
-  targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-  if label_smoothing:
-    targets = optax.smooth_labels(targets, label_smoothing)
-  return optax.softmax_cross_entropy(logits, targets)
-
-
-def _correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  return (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
 
 
 def apply_model(
@@ -226,7 +242,7 @@ def make_train_step(
           dropout_rng=dropout_key(seed, state.step),
           compute_dtype=compute_dtype,
       )
-      per_label = cross_entropy(logits, batch['labels'], label_smoothing)
+      per_label = tasks.cross_entropy(logits, batch['labels'], label_smoothing)
       loss = jnp.sum(per_label * weights) / jnp.maximum(jnp.sum(weights), 1)
       return loss, (logits, per_label, batch_stats)
 
@@ -241,7 +257,7 @@ def make_train_step(
     # check, before any checkpoint could store the broken state.
     finite = jnp.isfinite(loss) & all_finite(grads)
     metrics = metrics.add(
-        per_label, _correct(logits, batch['labels']), weights
+        per_label, tasks.correct(logits, batch['labels']), weights
     ).record_finite(state.step, finite)
     return new_state, metrics
 
@@ -250,12 +266,15 @@ def make_train_step(
 
 def make_eval_step(
     model: nn.Module,
+    task: tasks.Task,
     preprocess: DevicePreprocess = _no_preprocessing,
     compute_dtype: Optional[jnp.dtype] = None,
-) -> Callable[[TrainState, Metrics, Batch], Metrics]:
-  """Adds the metrics of one (padded) evaluation batch to ``metrics``."""
+) -> Callable[[TrainState, EvalMetrics, Batch], EvalMetrics]:
+  """Adds the task's metrics of one (padded) evaluation batch to ``metrics``."""
 
-  def eval_step(state: TrainState, metrics: Metrics, batch: Batch) -> Metrics:
+  def eval_step(
+      state: TrainState, metrics: EvalMetrics, batch: Batch
+  ) -> EvalMetrics:
     batch = preprocess(batch, jax.random.key(0), False)
     logits, _ = apply_model(
         model,
@@ -265,9 +284,12 @@ def make_eval_step(
         train=False,
         compute_dtype=compute_dtype,
     )
+    labels = batch['labels']
     return metrics.add(
-        cross_entropy(logits, batch['labels']),
-        _correct(logits, batch['labels']),
+        {
+            name: metric(logits, labels)
+            for name, metric in task.label_metrics.items()
+        },
         batch['weights'],
     )
 

@@ -15,6 +15,7 @@ The other run must have the same model and data set; any difference is an
 error naming the key, and so is a leaf whose shape differs.
 """
 
+import dataclasses
 import os
 from typing import Any, Callable, Optional
 
@@ -27,6 +28,7 @@ from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import topology_stats
 from rigl_jax.sparse import tree_paths
 from rigl_jax.training import checkpoints as checkpoints_lib
+from rigl_jax.training import identity as identity_lib
 
 # Keys whose values must agree with the other run's: they shape the params.
 MODEL_KEYS = ('model.name', 'model.width', 'model.options', 'dataset.name')
@@ -45,13 +47,39 @@ def _latest_step(key: str, workdir: str) -> tuple[str, int]:
 
 
 def _identity(directory: str, step: int) -> dict[str, Any]:
-  return checkpoints_lib.Checkpointer(directory, max_to_keep=1).read_metadata(
+  saved = checkpoints_lib.Checkpointer(directory, max_to_keep=1).read_metadata(
       step
   )['identity']
+  return identity_lib.restrict(saved)
 
 
-def check(run: ml_collections.ConfigDict) -> None:
+@dataclasses.dataclass(frozen=True)
+class WarmStart:
+  """Where a run starts from; all empty: from its own initial state.
+
+  Attributes:
+    workdir: a run whose latest params and masks it starts from.
+    optimizer_state: with ``workdir``, its optimizer state too.
+    masks_from: a run whose latest masks it trains from its own values.
+    init_seed: with ``masks_from``, the seed of the initial values.
+    seed: the run's own seed.
+  """
+
+  workdir: str = ''
+  optimizer_state: bool = False
+  masks_from: str = ''
+  init_seed: Optional[int] = None
+  seed: int = 0
+
+
+def from_config(
+    run: ml_collections.ConfigDict, identity: dict[str, Any]
+) -> WarmStart:
   """Checks the warm-start keys and the other run's model (no arrays read).
+
+  Args:
+    run: the resolved config.
+    identity: the run's identity (``rigl_jax.training.identity``).
 
   Raises:
     checks.InvalidArgument: naming the ``warm_start`` key at fault.
@@ -73,13 +101,12 @@ def check(run: ml_collections.ConfigDict) -> None:
       'warm_start.optimizer_state',
       'restores the optimizer state of warm_start.workdir; set it',
   )
-  current = checkpoints_lib.run_identity(run)
   for key in ('workdir', 'masks_from'):
     if not block[key]:
       continue
     other = _identity(*_latest_step(f'warm_start.{key}', block[key]))
     for model_key in MODEL_KEYS:
-      mine = {k: v for k, v in current.items() if k.startswith(model_key)}
+      mine = {k: v for k, v in identity.items() if k.startswith(model_key)}
       theirs = {k: v for k, v in other.items() if k.startswith(model_key)}
       checks.require(
           mine == theirs,
@@ -87,6 +114,13 @@ def check(run: ml_collections.ConfigDict) -> None:
           f'{block[key]!r} trained another model: {model_key} is '
           f'{theirs or "unset"} there and {mine or "unset"} here',
       )
+  return WarmStart(
+      workdir=block.workdir,
+      optimizer_state=block.optimizer_state,
+      masks_from=block.masks_from,
+      init_seed=block.init_seed,
+      seed=run.seed,
+  )
 
 
 def _restore(directory: str, step: int, target: dict[str, Any]) -> Any:
@@ -131,7 +165,7 @@ def _check_shapes(key: str, mine: Any, theirs: Any) -> None:
 
 
 def apply(
-    run: ml_collections.ConfigDict,
+    block: WarmStart,
     state: Any,
     init_state: Callable[[jax.Array], Any],
     place: Callable[[Any], Any],
@@ -139,7 +173,7 @@ def apply(
   """The initial ``state`` of a run with its warm start applied.
 
   Args:
-    run: the resolved config.
+    block: where the run starts from.
     state: the run's own initial state.
     init_state: rng -> an initial state (for ``init_seed``).
     place: puts restored arrays where the state lives (e.g. replicated).
@@ -147,7 +181,6 @@ def apply(
   Returns:
     ``state`` itself when no warm start is set.
   """
-  block = run.warm_start
   if block.workdir:
     key = 'warm_start.workdir'
     directory, step = _latest_step(key, block.workdir)
@@ -182,14 +215,13 @@ def apply(
   return state
 
 
-def describe(run: ml_collections.ConfigDict) -> Optional[str]:
+def describe(block: WarmStart) -> Optional[str]:
   """One line saying where the run starts from, or None."""
-  block = run.warm_start
   if block.workdir:
     extra = ' and optimizer state' if block.optimizer_state else ''
     return f'Starting from the params and masks{extra} of {block.workdir}.'
   if block.masks_from:
-    seed = run.seed if block.init_seed is None else block.init_seed
+    seed = block.seed if block.init_seed is None else block.init_seed
     return (
         f'Training the masks of {block.masks_from} from the initial '
         f'values of seed {seed}.'

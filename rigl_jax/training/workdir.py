@@ -12,10 +12,10 @@ from typing import Any, Optional
 
 from absl import logging
 import jax
-import ml_collections
 
 from rigl_jax import errors
 from rigl_jax.training import checkpoints as checkpoints_lib
+from rigl_jax.training import identity as identity_lib
 
 LOCK_NAME = 'lock'
 
@@ -127,12 +127,13 @@ class Lock:
 
 def finished_results(
     workdir: str,
-    run: ml_collections.ConfigDict,
+    identity: identity_lib.Identity,
+    num_train_steps: int,
     allow_config_change: bool = False,
 ) -> Optional[dict[str, Any]]:
-  """results.json of a run of ``run`` that has finished, or None.
+  """results.json of a run of this identity that has finished, or None.
 
-  None also when the config asks for more steps (the run is extended).
+  None also when the run asks for more steps than it ran (it is extended).
 
   Raises:
     errors.ResumeError: the results belong to another config (naming every
@@ -143,14 +144,11 @@ def finished_results(
     return None
   with open(path, encoding='utf-8') as f:
     results = json.load(f)
-  saved = checkpoints_lib.run_identity(
-      ml_collections.ConfigDict(results.get('resolved_config', {}))
-  )
-  changes = checkpoints_lib.config_changes(
-      saved, checkpoints_lib.run_identity(run)
+  changes = identity_lib.changes(
+      identity_lib.of_config(results.get('resolved_config', {})), identity
   )
   if changes and not allow_config_change:
     raise checkpoints_lib.resume_error(workdir, changes)
-  if changes or results.get('num_train_steps') != run.num_train_steps:
+  if changes or results.get('num_train_steps') != num_train_steps:
     return None
   return results

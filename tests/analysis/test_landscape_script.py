@@ -18,7 +18,8 @@ EXPERIMENTS = ('landscape_mnist', 'landscape_cifar10')
 def test_analysis_configs_build_and_document_their_command(name):
   path = os.path.join(fixtures.REPO_ROOT, 'experiments', f'{name}.py')
   config = run_config.load(path)
-  assert build.build(config).run.model.options.get('dropout_rate', 0.0) == 0
+  options = build.build(config).resolved['model']['options']
+  assert options.get('dropout_rate', 0.0) == 0
   with open(path, encoding='utf-8') as f:
     source = f.read()
   assert f'scripts/sparse_landscape.py --config=experiments/{name}.py' in source

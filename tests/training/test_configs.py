@@ -7,7 +7,7 @@ import pytest
 
 from rigl_jax.sparse import methods
 from rigl_jax.training import config as run_config
-from rigl_jax.training import loop as train
+from rigl_jax.training import loop
 from tests import fixtures
 
 CONFIG_DIR = os.path.join(fixtures.REPO_ROOT, 'configs')
@@ -170,7 +170,7 @@ def test_smoke_variant_trains_two_steps(
   config = run_config.set_values(
       load_config(name, 'smoke'), {**overrides, 'method': method}
   )
-  results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  results = loop.train_and_evaluate(config, str(tmp_path / 'run'))
   assert results['num_train_steps'] == 2
   assert results['topology']['method'] == method
   assert np.isfinite(results['eval']['loss'])

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from rigl_jax.training import loop as train
+from rigl_jax.training import loop
 from rigl_jax.data import device_feed
 from tests import fixtures
 
@@ -28,7 +28,7 @@ def test_run_writes_results_and_resumes_from_the_saved_step(
 ):
   workdir = str(tmp_path / 'run')
   config = fixtures.tiny_mnist_config(mnist_dir)
-  results = train.train_and_evaluate(config, workdir)
+  results = loop.train_and_evaluate(config, workdir)
 
   with open(os.path.join(workdir, 'results.json')) as f:
     saved = json.load(f)
@@ -77,7 +77,7 @@ def test_run_writes_results_and_resumes_from_the_saved_step(
   results_path = os.path.join(workdir, 'results.json')
   with open(results_path) as f:
     written = f.read()
-  again = train.train_and_evaluate(config, workdir)
+  again = loop.train_and_evaluate(config, workdir)
   assert again['steps_per_second'] == results['steps_per_second']
   with open(results_path) as f:
     assert f.read() == written
@@ -86,7 +86,7 @@ def test_run_writes_results_and_resumes_from_the_saved_step(
   # resumes at step 6 and ends exactly where the uninterrupted run ended.
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '12'))
   os.remove(results_path)
-  resumed = train.train_and_evaluate(config, workdir)
+  resumed = loop.train_and_evaluate(config, workdir)
   assert resumed['steps_this_run'] == 6
   assert resumed['eval'] == results['eval']
   assert_trees_equal(fixtures.load_checkpoint(workdir, 12), final)
@@ -100,7 +100,7 @@ def test_run_on_tfds_mock_data(tmp_path, mnist_dir):
   config.dataset.local_dir = ''
   config.mask_update.end_step = 4
   with tfds.testing.mock_data(num_examples=64):
-    results = train.train_and_evaluate(config, str(tmp_path))
+    results = loop.train_and_evaluate(config, str(tmp_path))
   assert results['steps_this_run'] == 4
   assert results['topology']['updates'] == 2
   assert np.isfinite(results['eval']['loss'])
@@ -120,11 +120,11 @@ def test_command_line_overrides_reach_the_run(tmp_path, mnist_dir):
   assert cli['topology']['method'] == 'set'
   assert cli['sparsity']['overall'] == pytest.approx(0.95, abs=1e-3)
   # The same run in-process gives the same numbers; RigL's differ.
-  set_run = train.train_and_evaluate(
+  set_run = loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='set', sparsity=0.95),
       str(tmp_path / 'set'),
   )
-  rigl_run = train.train_and_evaluate(
+  rigl_run = loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, sparsity=0.95),
       str(tmp_path / 'rigl'),
   )
@@ -142,7 +142,7 @@ def test_command_line_overrides_reach_the_run(tmp_path, mnist_dir):
     ],
 )
 def test_every_method_runs_end_to_end(tmp_path, mnist_dir, method):
-  results = train.train_and_evaluate(
+  results = loop.train_and_evaluate(
       fixtures.tiny_mnist_config(
           mnist_dir, method=method, num_train_steps=9, eval_every_steps=9
       ),
@@ -179,7 +179,7 @@ def test_nothing_compiles_inside_the_training_loop(
   )
   jax.monitoring.register_event_duration_secs_listener(listener)
   try:
-    train.train_and_evaluate(
+    loop.train_and_evaluate(
         fixtures.tiny_mnist_config(mnist_dir), str(tmp_path)
     )
   finally:
@@ -193,7 +193,7 @@ def test_events_hold_the_learning_rate_and_progress_is_logged(
     tmp_path, mnist_dir, caplog
 ):
   caplog.set_level(logging.INFO)
-  train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir), str(tmp_path))
+  loop.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir), str(tmp_path))
   scalars = fixtures.read_scalars(str(tmp_path))
   # Logged every 4 steps, the rate of the last step; x0.1 from step 8.
   assert scalars['train/learning_rate'] == pytest.approx(
@@ -214,7 +214,7 @@ def test_events_hold_the_learning_rate_and_progress_is_logged(
 
 def test_results_keep_the_history_and_provenance(tmp_path, mnist_dir):
   config = fixtures.tiny_mnist_config(mnist_dir, method='static')
-  first = train.train_and_evaluate(config, str(tmp_path))
+  first = loop.train_and_evaluate(config, str(tmp_path))
   assert [e['step'] for e in first['history']['train']] == [4, 8, 12]
   assert [e['step'] for e in first['history']['eval']] == [6, 12]
   assert first['history']['eval'][-1]['accuracy'] == first['eval']['accuracy']
@@ -225,7 +225,7 @@ def test_results_keep_the_history_and_provenance(tmp_path, mnist_dir):
   longer = fixtures.tiny_mnist_config(
       mnist_dir, method='static', num_train_steps=18
   )
-  second = train.train_and_evaluate(longer, str(tmp_path))
+  second = loop.train_and_evaluate(longer, str(tmp_path))
   assert [e['step'] for e in second['history']['eval']] == [6, 12, 18]
   assert second['history']['train'][:3] == first['history']['train']
 
@@ -249,11 +249,11 @@ def test_a_state_with_non_finite_weights_is_never_saved():
 
   metrics = steps.TrainMetrics.empty()  # Every step's loss was finite.
   good = types.SimpleNamespace(params={'w': jnp.ones(3)}, opt_state=())
-  train._check_finite(metrics, Checkpointer(), good, 8)  # pylint: disable=protected-access
+  loop._check_finite(metrics, Checkpointer(), good, 8)  # pylint: disable=protected-access
   bad = types.SimpleNamespace(
       params={'w': jnp.array([1.0, jnp.inf, 0.0])}, opt_state=()
   )
   with pytest.raises(errors.DivergenceError) as info:
-    train._check_finite(metrics, Checkpointer(), bad, 8)  # pylint: disable=protected-access
+    loop._check_finite(metrics, Checkpointer(), bad, 8)  # pylint: disable=protected-access
   assert 'non-finite at step 8' in str(info.value)
   assert 'last checkpoint (step 4)' in str(info.value)

@@ -11,6 +11,7 @@ from benchmarks import harness
 from rigl_jax.training import config as run_config
 from rigl_jax.training import loop
 from rigl_jax.training import steps
+from rigl_jax.training import tasks
 from tests import fixtures
 
 MNIST = os.path.join(fixtures.REPO_ROOT, '..', 'shared', 'data', 'mnist')
@@ -50,7 +51,7 @@ def test_half_precision_computes_in_bfloat16_and_keeps_float32_state(
         setup.model, params, None, inputs, True, compute_dtype=jnp.bfloat16
     )
     logits_dtypes.add(logits.dtype)
-    return jnp.mean(steps.cross_entropy(logits, batch['labels']))
+    return jnp.mean(tasks.cross_entropy(logits, batch['labels']))
 
   # The layers see bfloat16: the jaxpr's dot products take bfloat16 operands.
   jaxpr = jax.make_jaxpr(jax.grad(loss))(state.params)
@@ -89,7 +90,7 @@ def test_masks_match_float32_at_the_same_step(mnist_dir, method):
     )
     state = compiled.init_state(jax.random.PRNGKey(0))
     # A step where the schedule prunes to the final sparsity.
-    step = setup.run.pruning.end_step if method == 'pruning' else 0
+    step = setup.method.schedule.end_step if method == 'pruning' else 0
     state = state.replace(step=jnp.asarray(step, state.step.dtype))
     update = method == 'pruning'
     new_state, _ = compiled.train[update](

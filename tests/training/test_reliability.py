@@ -15,7 +15,7 @@ import pytest
 
 from rigl_jax import data
 from rigl_jax import errors
-from rigl_jax.training import loop as train
+from rigl_jax.training import loop
 from tests import fixtures
 
 
@@ -88,7 +88,7 @@ def test_bad_config_fails_before_data_and_compilation(
   )
   config = fixtures.tiny_mnist_config(mnist_dir, **overrides)
   with pytest.raises(errors.ConfigError) as info:
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
   assert str(info.value).startswith(key)
 
 
@@ -205,7 +205,7 @@ def wait_for_checkpoint(workdir, process, timeout=300):
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory, mnist_dir):
   workdir = str(tmp_path_factory.mktemp('uninterrupted'))
-  train.train_and_evaluate(
+  loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, **LONG), workdir
   )
   return final_state(workdir)
@@ -281,7 +281,7 @@ def test_half_written_and_unreadable_checkpoints_are_never_loaded(
       mnist_dir, keep_checkpoints=3, checkpoint_every_steps=4
   )
   workdir = str(tmp_path)
-  first = train.train_and_evaluate(config, workdir)
+  first = loop.train_and_evaluate(config, workdir)
   checkpoints = os.path.join(workdir, 'checkpoints')
   assert sorted(os.listdir(checkpoints), key=int) == ['4', '8', '12']
   # A save cut short by a kill leaves a temporary directory behind.
@@ -297,7 +297,7 @@ def test_half_written_and_unreadable_checkpoints_are_never_loaded(
         f.write(b'\0garbage')
   # As if killed before writing results.json (a finished run is not rerun).
   os.remove(os.path.join(workdir, 'results.json'))
-  resumed = train.train_and_evaluate(config, workdir)
+  resumed = loop.train_and_evaluate(config, workdir)
   assert resumed['steps_this_run'] == 8  # From step 4.
   assert resumed['eval'] == first['eval']
   names = os.listdir(checkpoints)
@@ -321,9 +321,9 @@ def test_resuming_under_a_different_config_is_a_clear_error(
     tmp_path, mnist_dir, change, key
 ):
   workdir = str(tmp_path)
-  train.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir), workdir)
+  loop.train_and_evaluate(fixtures.tiny_mnist_config(mnist_dir), workdir)
   with pytest.raises(errors.ResumeError) as info:
-    train.train_and_evaluate(
+    loop.train_and_evaluate(
         fixtures.tiny_mnist_config(mnist_dir, **change), workdir
     )
   assert key in str(info.value) and workdir in str(info.value)
@@ -342,7 +342,7 @@ def test_divergence_stops_at_the_step_and_keeps_the_last_good_checkpoint(
   )
   workdir = str(tmp_path)
   with pytest.raises(errors.DivergenceError) as info:
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
   message = str(info.value)
   bad_step = int(message.split('non-finite at step ')[1].split(';')[0])
   assert 8 <= bad_step < 12

@@ -6,7 +6,8 @@ import signal
 import pytest
 
 from rigl_jax import errors
-from rigl_jax.training import loop as train
+from rigl_jax.training import compiled as compiled_lib
+from rigl_jax.training import loop
 from rigl_jax.training import preemption
 from tests import fixtures
 
@@ -64,7 +65,7 @@ def test_toggling_l2_is_a_structure_mismatch_even_when_allowed(
 ):
   workdir = str(tmp_path)
   # configs/mnist_lenet300.py has optimizer.l2 = 1e-4.
-  train.train_and_evaluate(
+  loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='static'), workdir
   )
   os.remove(tmp_path / 'results.json')  # As if killed before the end.
@@ -73,9 +74,9 @@ def test_toggling_l2_is_a_structure_mismatch_even_when_allowed(
       mnist_dir, method='static', **{'optimizer.l2': 0.0}
   )
   with pytest.raises(errors.ResumeError, match='config.optimizer.l2'):
-    train.train_and_evaluate(without_l2, workdir)
+    loop.train_and_evaluate(without_l2, workdir)
   with pytest.raises(errors.ResumeError) as info:
-    train.train_and_evaluate(without_l2, workdir, allow_config_change=True)
+    loop.train_and_evaluate(without_l2, workdir, allow_config_change=True)
   message = str(info.value)
   assert '\n' not in message
   assert "the optimizer state's structure" in message, message
@@ -91,22 +92,22 @@ def test_ctrl_c_checkpoints_and_stops_like_sigterm(
   config = fixtures.tiny_mnist_config(
       mnist_dir, method='static', eval_every_steps=4, checkpoint_every_steps=12
   )
-  evaluate = train.evaluate
+  evaluate = compiled_lib.evaluate
 
   def evaluate_then_ctrl_c(*args, **kwargs):
     metrics = evaluate(*args, **kwargs)
     signal.raise_signal(signal.SIGINT)  # Ctrl-C during step 4.
     return metrics
 
-  monkeypatch.setattr(train, 'evaluate', evaluate_then_ctrl_c)
+  monkeypatch.setattr(compiled_lib, 'evaluate', evaluate_then_ctrl_c)
   with pytest.raises(errors.Preempted, match='preempted after step 4') as info:
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
   assert info.value.exit_code == 75
   assert os.listdir(tmp_path / 'checkpoints') == ['4']
   assert not (tmp_path / 'results.json').exists()
   assert not (tmp_path / 'lock').exists()
-  monkeypatch.setattr(train, 'evaluate', evaluate)
-  results = train.train_and_evaluate(config, str(tmp_path))
+  monkeypatch.setattr(compiled_lib, 'evaluate', evaluate)
+  results = loop.train_and_evaluate(config, str(tmp_path))
   assert results['steps_this_run'] == 8
 
 

@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rigl_jax import data
 from rigl_jax.data import device_feed
 from rigl_jax.training import build
-from rigl_jax.training import loop
+from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.training import steps
+from rigl_jax.training import tasks
 from tests import fixtures
 
 
@@ -19,26 +19,21 @@ def test_rigl_update_step_of_a_real_model_grows_the_largest_gradients(
   setup = build.build(
       fixtures.tiny_mnist_config(mnist_dir, sparsity=0.98, batch_size=16)
   )
-  shardings = loop.Shardings.of(loop.create_mesh())
+  shardings = compiled_lib.Shardings.of(compiled_lib.create_mesh())
   feed = device_feed.Streamed(
-      None, data.batch_shapes(setup.run.dataset, 16), shardings.batch
+      None, setup.data.batch_shapes(16), shardings.batch
   )
-  compiled = loop.compile_steps(setup, shardings, feed)
+  compiled = compiled_lib.compile_steps(setup, shardings, feed)
   state = compiled.init_state(jax.random.PRNGKey(0))
   batch = jax.device_put(
-      data.random_batch(
-          setup.run.dataset,
-          16,
-          setup.spec.num_classes,
-          np.random.default_rng(0),
-      ),
+      setup.data.random_batch(16, np.random.default_rng(0)),
       shardings.batch,
   )
   inputs = setup.preprocess(batch, None, True)['inputs']
 
   def loss(params):
     logits, _ = steps.apply_model(setup.model, params, None, inputs, train=True)
-    return jnp.mean(steps.cross_entropy(logits, batch['labels'], 0.0))
+    return jnp.mean(tasks.cross_entropy(logits, batch['labels'], 0.0))
 
   grads = jax.grad(loss)(state.params)
   old_masks = jax.device_get(state.masks)

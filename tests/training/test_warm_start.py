@@ -10,6 +10,7 @@ import pytest
 from rigl_jax.sparse import tree_paths
 from rigl_jax.training import build
 from rigl_jax.training import config as run_config
+from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.training import loop
 from rigl_jax.training import warm_start
 from tests import fixtures
@@ -20,7 +21,7 @@ def initial_state(config):
   setup = build.build(config)
   init = jax.jit(
       functools.partial(
-          loop._init_state,  # pylint: disable=protected-access
+          compiled_lib._init_state,  # pylint: disable=protected-access
           model=setup.model,
           spec=setup.spec,
           tx=setup.tx,
@@ -28,10 +29,12 @@ def initial_state(config):
           sparsities=setup.sparsities,
       )
   )
-  run = setup.run
   return (
       warm_start.apply(
-          run, init(jax.random.PRNGKey(run.seed)), init, lambda tree: tree
+          setup.warm_start,
+          init(jax.random.PRNGKey(setup.seed)),
+          init,
+          lambda tree: tree,
       ),
       init,
   )

@@ -10,7 +10,8 @@ import pytest
 
 from rigl_jax import errors
 from rigl_jax.training import checkpoints
-from rigl_jax.training import loop as train
+from rigl_jax.training import identity
+from rigl_jax.training import loop
 from rigl_jax.training import workdir as workdir_lib
 from tests import fixtures
 
@@ -18,7 +19,7 @@ from tests import fixtures
 def test_a_workdir_in_use_is_refused_naming_the_holder(tmp_path, mnist_dir):
   (tmp_path / 'lock').write_text(f'{os.getpid()} {socket.gethostname()}')
   with pytest.raises(errors.WorkdirError, match=f'process {os.getpid()} on'):
-    train.train_and_evaluate(
+    loop.train_and_evaluate(
         fixtures.tiny_mnist_config(mnist_dir), str(tmp_path)
     )
   assert not (tmp_path / 'checkpoints').exists()
@@ -28,7 +29,7 @@ def test_a_dead_processs_lock_is_taken_over_and_released(tmp_path, mnist_dir):
   dead = subprocess.Popen([sys.executable, '-c', 'pass'])
   dead.wait()
   (tmp_path / 'lock').write_text(f'{dead.pid} {socket.gethostname()}')
-  results = train.train_and_evaluate(
+  results = loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='static'), str(tmp_path)
   )
   assert results['steps_this_run'] == 12
@@ -37,7 +38,7 @@ def test_a_dead_processs_lock_is_taken_over_and_released(tmp_path, mnist_dir):
 
 def test_relative_and_empty_workdirs(tmp_path, mnist_dir, monkeypatch):
   monkeypatch.chdir(tmp_path)
-  train.train_and_evaluate(
+  loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='static'), 'run'
   )
   assert (tmp_path / 'run' / 'results.json').exists()
@@ -49,11 +50,11 @@ def test_unusable_storage_fails_before_training(tmp_path, mnist_dir):
   config = fixtures.tiny_mnist_config(mnist_dir)
   (tmp_path / 'checkpoints').write_text('not a directory')
   with pytest.raises(errors.WorkdirError, match='checkpoints is a file'):
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
   blocker = tmp_path / 'file'
   blocker.write_text('x')
   with pytest.raises(errors.WorkdirError, match='cannot write to'):
-    train.train_and_evaluate(config, str(blocker / 'run'))
+    loop.train_and_evaluate(config, str(blocker / 'run'))
 
 
 def test_a_bad_data_path_leaves_no_workdir_behind(tmp_path, mnist_dir):
@@ -61,13 +62,13 @@ def test_a_bad_data_path_leaves_no_workdir_behind(tmp_path, mnist_dir):
       str(tmp_path / 'no_such_data'), method='static'
   )
   with pytest.raises(errors.DataFileError):
-    train.train_and_evaluate(config, str(tmp_path / 'run'))
+    loop.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
 
 
 def test_changed_keys_resume_only_when_allowed(tmp_path, mnist_dir):
   workdir = str(tmp_path)
-  train.train_and_evaluate(
+  loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='static'), workdir
   )
   changed = fixtures.tiny_mnist_config(
@@ -80,32 +81,28 @@ def test_changed_keys_resume_only_when_allowed(tmp_path, mnist_dir):
       errors.ResumeError,
       match='config.optimizer.learning_rate was 0.1, now 0.05',
   ):
-    train.train_and_evaluate(changed, workdir)
-  results = train.train_and_evaluate(changed, workdir, allow_config_change=True)
+    loop.train_and_evaluate(changed, workdir)
+  results = loop.train_and_evaluate(changed, workdir, allow_config_change=True)
   assert results['steps_this_run'] == 6
   assert results['config_changes'] == {'optimizer.learning_rate': [0.1, 0.05]}
 
 
 def test_a_key_the_checkpoint_predates_reads_as_its_default(mnist_dir):
   """Keys added later (half_precision) leave older workdirs resumable."""
-  current = checkpoints.run_identity(fixtures.tiny_mnist_config(mnist_dir))
+  current = identity.of_config(fixtures.tiny_mnist_config(mnist_dir))
   older = {k: v for k, v in current.items() if k != 'half_precision'}
-  assert checkpoints.config_changes(older, current) == {}
+  assert identity.changes(older, current) == {}
   half = {**current, 'half_precision': True}
-  assert checkpoints.config_changes(older, half) == {
-      'half_precision': (False, True)
-  }
-  # A key the current config lacks is still a change.
-  assert checkpoints.config_changes(current, older) == {
-      'half_precision': (False, 'absent')
-  }
+  assert identity.changes(older, half) == {'half_precision': (False, True)}
+  # A block of a method the code no longer has is read by no run.
+  assert identity.changes({**current, 'removed.eps': 1.0}, current) == {}
 
 
 def test_a_changed_optimizer_structure_is_a_mismatch_not_damage(
     tmp_path, mnist_dir
 ):
   workdir = str(tmp_path)
-  train.train_and_evaluate(
+  loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='static'), workdir
   )
   before = sorted(os.listdir(tmp_path / 'checkpoints'))
@@ -116,7 +113,7 @@ def test_a_changed_optimizer_structure_is_a_mismatch_not_damage(
       **{'optimizer.grad_clip_norm': 1.0},
   )
   with pytest.raises(errors.ResumeError, match='is intact but does not match'):
-    train.train_and_evaluate(changed, workdir, allow_config_change=True)
+    loop.train_and_evaluate(changed, workdir, allow_config_change=True)
   assert sorted(os.listdir(tmp_path / 'checkpoints')) == before
 
 
@@ -125,13 +122,13 @@ def test_a_checkpoint_whose_checksum_fails_is_set_aside(tmp_path, mnist_dir):
       mnist_dir, method='static', keep_checkpoints=3, checkpoint_every_steps=4
   )
   workdir = str(tmp_path)
-  first = train.train_and_evaluate(config, workdir)
+  first = loop.train_and_evaluate(config, workdir)
   metadata = tmp_path / 'checkpoints' / '12' / 'metadata' / 'metadata'
   content = json.loads(metadata.read_text())
   content['checksum'] = '0' * 64  # As if a byte of the arrays had changed.
   metadata.write_text(json.dumps(content))
   os.remove(tmp_path / 'results.json')
-  resumed = train.train_and_evaluate(config, workdir)
+  resumed = loop.train_and_evaluate(config, workdir)
   assert resumed['steps_this_run'] == 4  # From step 8.
   assert resumed['eval'] == first['eval']
   names = os.listdir(tmp_path / 'checkpoints')
@@ -200,14 +197,14 @@ def test_checkpoint_metadata_without_identity_is_one_clear_error(
     tmp_path, mnist_dir
 ):
   config = fixtures.tiny_mnist_config(mnist_dir, method='static')
-  train.train_and_evaluate(config, str(tmp_path))
+  loop.train_and_evaluate(config, str(tmp_path))
   for metadata in (tmp_path / 'checkpoints').glob('*/metadata/metadata'):
     content = json.loads(metadata.read_text())
     content.pop('identity', None)
     metadata.write_text(json.dumps(content))
   os.remove(tmp_path / 'results.json')
   with pytest.raises(errors.ResumeError, match='no identity in its metadata'):
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
 
 
 def test_a_signal_during_the_last_step_lets_the_run_finish(
@@ -219,7 +216,7 @@ def test_a_signal_during_the_last_step_lets_the_run_finish(
   monkeypatch.setattr(
       preemption.PreemptionWatch, 'should_stop', lambda self, step: step >= 12
   )
-  results = train.train_and_evaluate(
+  results = loop.train_and_evaluate(
       fixtures.tiny_mnist_config(mnist_dir, method='static'), str(tmp_path)
   )
   assert results['steps_this_run'] == 12

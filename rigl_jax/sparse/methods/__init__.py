@@ -64,6 +64,16 @@ def get_method_class(name: str) -> type[base.SparseMethod]:
   return METHODS[name]
 
 
+def reads_sparsity(name: str) -> bool:
+  """Whether the method ``name`` reads the sparsity keys (True if unknown)."""
+  return METHODS[name].reads_sparsity if name in METHODS else True
+
+
+def uses_masks(name: str) -> bool:
+  """Whether the method ``name`` trains masks (True if unknown)."""
+  return METHODS[name].uses_masks if name in METHODS else True
+
+
 def display_name(name: str) -> str:
   """The paper's name of the method ``name`` (the name itself if unknown)."""
   return METHODS[name].display_name if name in METHODS else name

@@ -59,6 +59,11 @@ class SparseMethod:
   display_name: ClassVar[str] = ''
   # False for methods that train every weight (dense, small_dense).
   uses_masks: ClassVar[bool] = True
+  # False for methods whose model does not depend on the sparsity keys
+  # (``sparsity``, ``distribution``, ...): the dense baseline. Reports put
+  # such a method at sparsity 0, and those keys are not part of its runs'
+  # identity.
+  reads_sparsity: ClassVar[bool] = True
   # True when ``update_masks`` may change the masks during training.
   changes_topology: ClassVar[bool] = False
   # Dotted config keys holding step counts, scaled by the multiplier.

@@ -15,6 +15,7 @@ class Dense(base.SparseMethod):
   name = 'dense'
   display_name = 'Dense'
   uses_masks = False
+  reads_sparsity = False
 
   def train_flops(self, costs: flops.RunCosts) -> float:
     return costs.num_steps * flops.dense_step(costs.dense_flops)

@@ -37,6 +37,7 @@ class SmallDense(dense.Dense):
 
   name = 'small_dense'
   display_name = 'Small-Dense'
+  reads_sparsity = True  # Its width matches the sparse model's size.
 
   def __post_init__(self):
     checks.require(
