@@ -28,6 +28,8 @@ class Model:
     create: builds the Flax module from ``num_classes=``, ``width=`` and
       the options.
     default_options: options that ``config.model.options`` overrides.
+    output_layer: path of the kernel that gives the logits, whose units
+      (the classes) a method never removes ('': not declared).
   """
 
   name: str
@@ -35,6 +37,7 @@ class Model:
   first_layer: str
   create: Callable[..., nn.Module]
   default_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  output_layer: str = ''
 
 
 def _field_problem(model: Model) -> str | None:

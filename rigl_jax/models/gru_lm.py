@@ -56,5 +56,6 @@ MODEL = base.Model(
     name='gru_lm',
     task='language_model',
     first_layer='embedding/embedding',
+    output_layer='readout2/kernel',
     create=GRULanguageModel,
 )

@@ -36,5 +36,6 @@ MODEL = base.Model(
     name='lenet300_100',
     task='classification',
     first_layer='Dense_0/kernel',
+    output_layer='Dense_2/kernel',
     create=LeNet300100,
 )

@@ -114,5 +114,6 @@ MODEL = base.Model(
     name='mobilenet_v1',
     task='classification',
     first_layer='stem/kernel',
+    output_layer='head/kernel',
     create=MobileNetV1,
 )

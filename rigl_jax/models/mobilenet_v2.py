@@ -152,5 +152,6 @@ MODEL = base.Model(
     name='mobilenet_v2',
     task='classification',
     first_layer='stem/kernel',
+    output_layer='head/kernel',
     create=MobileNetV2,
 )

@@ -117,6 +117,7 @@ MODEL = base.Model(
     name='resnet50',
     task='classification',
     first_layer='stem/kernel',
+    output_layer='head/kernel',
     create=ResNet,
     default_options={'stage_sizes': (3, 4, 6, 3)},
 )

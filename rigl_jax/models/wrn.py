@@ -108,6 +108,7 @@ MODEL = base.Model(
     name='wrn22_2',
     task='classification',
     first_layer='stem/kernel',
+    output_layer='head/kernel',
     create=WideResNet,
     default_options={'depth': 22, 'widen_factor': 2},
 )

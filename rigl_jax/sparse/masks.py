@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse import topology
 from rigl_jax.sparse import tree_paths
 from rigl_jax.sparse.tree_paths import PyTree
@@ -21,9 +22,8 @@ def map_masks(fn: Callable[..., Any], masks: PyTree, *trees: PyTree) -> PyTree:
   return jax.tree.map(fn, masks, *trees, is_leaf=tree_paths.is_none)
 
 
-def num_active_for(sparsity: float, size: int) -> int:
-  """The number of active entries a layer of ``size`` has at ``sparsity``."""
-  return int(round((1.0 - sparsity) * size))
+# The number of active entries a layer of ``size`` has at ``sparsity``.
+num_active_for = structure_lib.num_active_for
 
 
 def random_scores(rng: jax.Array, template: PyTree, params: PyTree) -> PyTree:
@@ -54,18 +54,35 @@ def tie_seeds(rng: jax.Array, template: PyTree) -> PyTree:
   )
 
 
-def random_masks(rng: jax.Array, params: PyTree, sparsities: PyTree) -> PyTree:
+def random_masks(
+    rng: jax.Array,
+    params: PyTree,
+    sparsities: PyTree,
+    structure: structure_lib.MaskStructure = structure_lib.UNSTRUCTURED,
+) -> PyTree:
   """Uniformly random masks with ``round((1 - s) * N)`` active entries.
 
   Args:
     rng: a PRNG key; the same key gives the same masks.
     params: pytree of arrays or ``jax.ShapeDtypeStruct``.
     sparsities: the output of ``get_sparsities`` for ``params``.
+    structure: the masks' structure; with one, each group gets its own
+      share of active entries (``MaskStructure.active_per_group``).
 
   Returns:
     A pytree with a bool mask for each leaf with a float sparsity and None
     for each leaf whose sparsity is None.
   """
+  if structure.is_structured:
+    seeds = tie_seeds(jax.random.fold_in(rng, 1), sparsities)
+    return map_masks(
+        lambda s, scores, seed: None
+        if s is None
+        else structure.random_mask(scores, s, seed),
+        sparsities,
+        random_scores(rng, sparsities, params),
+        seeds,
+    )
   return map_masks(
       lambda s, scores: None
       if s is None

@@ -78,6 +78,11 @@ def other_seed(tie_seed: jax.Array) -> jax.Array:
   return jnp.asarray(tie_seed, jnp.uint32) ^ jnp.uint32(0x5BD1E995)
 
 
+def spread_seed(tie_seed: jax.Array, count: int) -> jax.Array:
+  """``count`` distinct uint32 seeds derived from one (a seed per group)."""
+  return _shuffled_ranks(jnp.asarray(tie_seed, jnp.uint32), count)
+
+
 def top_k_mask(
     scores: jax.Array, k: Any, tie_seed: Optional[jax.Array] = None
 ) -> jax.Array:

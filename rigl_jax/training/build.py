@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any, Callable, Optional
 
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,7 @@ from rigl_jax.sparse import checks
 from rigl_jax.sparse import distributions
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import methods
+from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse import tree_paths
 from rigl_jax.training import config as config_lib
 from rigl_jax.training import costs as costs_lib
@@ -244,6 +246,50 @@ def _check_sparse_layers(
   )
 
 
+def _structured_sparsities(
+    structure: structure_lib.MaskStructure, sparsities: Any, params: Any
+) -> Any:
+  """The per-layer sparsities the structure realizes; refuses the layers
+  that cannot hold it, and (under ``n_m``) any other sparsity than 1 - N/M.
+  """
+  if not structure.is_structured:
+    return sparsities
+  shapes = {path: leaf.shape for path, leaf in tree_paths.named_leaves(params)}
+  name = f'mask_structure {structure.describe()}'
+  for path, sparsity in tree_paths.named_leaves(sparsities):
+    problem = structure.problem(shapes[path])
+    checks.require(
+        problem is None,
+        'mask_structure.kind',
+        f'{path} cannot hold {name}: {problem}; keep it dense with a rule '
+        f"in config.layer_sparsity, e.g. ('{re.escape(path)}$', 'dense')",
+    )
+    if structure.sparsity is None:
+      continue
+    checks.require(
+        math.isclose(sparsity, structure.sparsity, abs_tol=1e-9),
+        'sparsity',
+        f'under {name} every sparse layer has sparsity 1 - N/M = '
+        f'{structure.sparsity:g}, but {path} would have {sparsity:g}; set '
+        f'config.sparsity={structure.sparsity:g} and '
+        "config.distribution='uniform'",
+    )
+  achieved = jax.tree.map(
+      lambda s, p: None if s is None else structure.achieved(s, p.shape),
+      sparsities,
+      params,
+      is_leaf=tree_paths.is_none,
+  )
+  for (path, asked), (_, got) in zip(
+      tree_paths.named_leaves(sparsities), tree_paths.named_leaves(achieved)
+  ):
+    if abs(asked - got) > 1e-6:
+      logging.info(
+          'Under %s, %s has sparsity %.4f (asked %.4f).', name, path, got, asked
+      )
+  return achieved
+
+
 def _check_model_fits_data(
     run: ml_collections.ConfigDict, spec: dataset_specs.DatasetSpec
 ) -> None:
@@ -352,7 +398,9 @@ def _trained_model(
   """
   base_model = create_model(run, spec, run.model.width)
   base_params = abstract_variables(base_model, spec)['params']
-  sparsities = _layer_sparsities(run, spec, base_params)
+  sparsities = _structured_sparsities(
+      method.structure, _layer_sparsities(run, spec, base_params), base_params
+  )
   _check_sparse_layers(method, sparsities, base_params)
   width = method.model_width(
       run.model.width,
@@ -381,7 +429,9 @@ def build(config: ml_collections.ConfigDict) -> Setup:
   identity = identity_lib.of_config(run)
   with config_lib.as_config_errors():
     _check_devices(run)
-    method = methods.from_config(run)
+    method = methods.from_config(run).for_model(
+        models.get(run.model.name).output_layer
+    )
     spec = dataset_specs.get_spec(run.dataset)
     _check_model_fits_data(run, spec)
     width, model, params, sparsities, base_model = _trained_model(

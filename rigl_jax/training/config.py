@@ -129,6 +129,12 @@ def runner_config() -> ml_collections.ConfigDict:
   # layer stays dense unless a rule matches it (rigl_jax.sparse.distributions).
   config.layer_sparsity = ()
   config.erk_power_scale = 1.0
+  # How each sparse kernel's active weights are spread
+  # (rigl_jax.sparse.structure): 'unstructured'; 'n_m', N active in every M
+  # consecutive inputs; 'fan_in', the same number of inputs per output unit.
+  config.mask_structure = ml_collections.ConfigDict(
+      {'kind': 'unstructured', 'n': 2, 'm': 4}
+  )
   config.training_multiplier = 1.0
   config.num_train_steps = 1000
   config.batch_size = 128

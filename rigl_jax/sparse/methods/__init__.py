@@ -10,6 +10,8 @@ import importlib
 import pkgutil
 from typing import Any
 
+from rigl_jax.sparse import checks
+from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse.methods import base
 
 SparseMethod = base.SparseMethod
@@ -79,6 +81,40 @@ def display_name(name: str) -> str:
   return METHODS[name].display_name if name in METHODS else name
 
 
+def structure_from_config(config: Any) -> structure_lib.MaskStructure:
+  """``config.mask_structure``; unstructured where the config has none."""
+  block = config.get('mask_structure') if hasattr(config, 'get') else None
+  if block is None:
+    return structure_lib.UNSTRUCTURED
+  checks.require(
+      block.kind in structure_lib.KINDS,
+      'mask_structure.kind',
+      f'must be one of {list(structure_lib.KINDS)}, got {block.kind!r}',
+  )
+  if block.kind != 'n_m':
+    return structure_lib.MaskStructure(block.kind)
+  for key in ('n', 'm'):
+    checks.require(
+        isinstance(block[key], int)
+        and not isinstance(block[key], bool)
+        and block[key] > 0,
+        f'mask_structure.{key}',
+        f'must be a positive integer, got {block[key]!r}',
+    )
+  checks.require(
+      block.n <= block.m,
+      'mask_structure.n',
+      f'must be at most mask_structure.m ({block.m}), got {block.n}',
+  )
+  return structure_lib.MaskStructure('n_m', block.n, block.m)
+
+
 def from_config(config: Any) -> base.SparseMethod:
-  """Builds ``config.method`` from a run config."""
-  return get_method_class(config.method).from_config(config)
+  """Builds ``config.method``, with its mask structure, from a run config."""
+  method = get_method_class(config.method).from_config(config)
+  if not method.uses_masks:
+    return method
+  method = method.with_structure(structure_from_config(config))
+  problem = method.structure_problem()
+  checks.require(problem is None, 'mask_structure.kind', problem or '')
+  return method

@@ -19,12 +19,13 @@ can live in a jitted state's static fields.
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import jax
 
 from rigl_jax.sparse import flops
 from rigl_jax.sparse import masks as masks_lib
+from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse.tree_paths import PyTree
 
 # A config block: key -> default value (or ``Unset``).
@@ -69,6 +70,12 @@ class SparseMethod:
   # Dotted config keys holding step counts, scaled by the multiplier.
   scaled_step_keys: ClassVar[tuple[str, ...]] = ()
 
+  # How each kernel's active entries are spread (``config.mask_structure``);
+  # every selection of the method keeps it.
+  structure: structure_lib.MaskStructure = dataclasses.field(
+      default=structure_lib.UNSTRUCTURED, kw_only=True
+  )
+
   # -- Configuration ---------------------------------------------------------
 
   @classmethod
@@ -91,6 +98,21 @@ class SparseMethod:
     """
     del config
     return cls()
+
+  def with_structure(
+      self, structure: structure_lib.MaskStructure
+  ) -> 'SparseMethod':
+    """This method keeping ``structure`` (``config.mask_structure``)."""
+    return dataclasses.replace(self, structure=structure)
+
+  def structure_problem(self) -> Optional[str]:
+    """Why this method cannot keep ``structure``, or None."""
+    return None
+
+  def for_model(self, output_layer: str) -> 'SparseMethod':
+    """This method for a model whose logits come from ``output_layer``."""
+    del output_layer
+    return self
 
   # -- Cost ------------------------------------------------------------------
 
@@ -127,7 +149,7 @@ class SparseMethod:
       self, rng: jax.Array, params: PyTree, sparsities: PyTree
   ) -> PyTree:
     """The masks training starts from."""
-    return masks_lib.random_masks(rng, params, sparsities)
+    return masks_lib.random_masks(rng, params, sparsities, self.structure)
 
   def init_state(
       self, params: PyTree, masks: PyTree, sparsities: PyTree

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 from rigl_jax.sparse import checks
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import schedules
-from rigl_jax.sparse import topology
 from rigl_jax.sparse.methods import base
 from rigl_jax.sparse.tree_paths import PyTree
 
@@ -136,7 +135,9 @@ class DropAndGrowMethod(base.SparseMethod):
     return masks_lib.map_masks(
         lambda m, w, s, seed: None
         if m is None
-        else topology.drop_and_grow(m, w, s, num_to_swap(m, fraction), seed),
+        else self.structure.drop_and_grow(
+            m, w, s, num_to_swap(m, fraction), seed
+        ),
         masks,
         params,
         scores,

@@ -112,18 +112,17 @@ class GradualPruning(base.SparseMethod):
     del masks
 
     # Counts, not sparsities, so that the last pruning step reaches exactly
-    # the number of active weights that random_masks would give.
+    # the number of active weights that random_masks would give; per group
+    # under a mask structure.
     def counts(sparsity, p):
       if sparsity is None:
         return None
+      per_group = self.structure.active_per_group
       return {
           'initial': jnp.asarray(
-              masks_lib.num_active_for(self.schedule.initial_sparsity, p.size),
-              jnp.int32,
+              per_group(self.schedule.initial_sparsity, p.shape), jnp.int32
           ),
-          'final': jnp.asarray(
-              masks_lib.num_active_for(sparsity, p.size), jnp.int32
-          ),
+          'final': jnp.asarray(per_group(sparsity, p.shape), jnp.int32),
       }
 
     return {'num_active': masks_lib.map_masks(counts, sparsities, params)}
@@ -139,10 +138,13 @@ class GradualPruning(base.SparseMethod):
 
   def update_masks(self, rng, step, params, grads, masks, state):
     del grads
+    prune = lambda c: lambda m, w, seed: topology.prune_to(
+        m, w, self.num_active_at(step, c), seed
+    )
     return masks_lib.map_masks(
         lambda m, w, c, seed: None
         if m is None
-        else topology.prune_to(m, w, self.num_active_at(step, c), seed),
+        else self.structure.apply(prune(c), m, w, tie_seed=seed),
         masks,
         params,
         state['num_active'],

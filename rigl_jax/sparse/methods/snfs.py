@@ -116,7 +116,8 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
     )
 
   def update_masks(self, rng, step, params, grads, masks, state):
-    if not self.redistribute:
+    # Under a mask structure each group keeps its count: no redistribution.
+    if not self.redistribute or self.structure.is_structured:
       return super().update_masks(rng, step, params, grads, masks, state)
     fraction = self.drop_fraction(step)
     mask_leaves, treedef = jax.tree.flatten(masks, is_leaf=tree_paths.is_none)

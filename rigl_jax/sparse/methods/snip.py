@@ -51,11 +51,21 @@ class Snip(base.SparseMethod):
         'num_active': masks_lib.map_masks(
             lambda s, p: None
             if s is None
-            else jnp.asarray(masks_lib.num_active_for(s, p.size), jnp.int32),
+            else jnp.asarray(
+                self.structure.active_per_group(s, p.shape), jnp.int32
+            ),
             sparsities,
             params,
         )
     }
+
+  def structure_problem(self):
+    if self.global_ranking and self.structure.is_structured:
+      return (
+          'snip.global_ranking ranks every layer together, which no mask '
+          'structure allows; set snip.global_ranking=False'
+      )
+    return None
 
   def is_update_step(self, step):
     return step == 0
@@ -72,7 +82,13 @@ class Snip(base.SparseMethod):
       return masks_lib.map_masks(
           lambda m, s, k, seed: None
           if m is None
-          else topology.top_k_mask(s, k, seed),
+          else self.structure.apply(
+              lambda scores, group_seed: topology.top_k_mask(
+                  scores, k, group_seed
+              ),
+              s,
+              tie_seed=seed,
+          ),
           masks,
           sensitivity,
           state['num_active'],
