@@ -60,8 +60,10 @@ def row_label(
     distribution: Optional[str],
     multiplier: float,
     big_sparse: bool = False,
+    structure: str = '',
 ) -> str:
-  """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'Big-Sparse RigL'.
+  """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'Big-Sparse RigL';
+  a mask structure follows the name: 'RigL 2:4', 'SET fan-in (ERK)'.
 
   Uniform is the unmarked distribution; the dense model has none
   (Small-Dense keeps the one of the sparse model it is sized against).
@@ -71,6 +73,8 @@ def row_label(
     label = f'Big-Sparse {label}'
   if multiplier != 1:
     label += f' {multiplier:g}x'
+  if structure:
+    label += f' {structure}'
   if methods.reads_sparsity(method) and distribution:
     label += _DISTRIBUTION_SUFFIXES.get(distribution, f' ({distribution})')
   return label
@@ -139,13 +143,26 @@ def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
           config['distribution'] if sparse else None,
           float(config['training_multiplier']),
           is_big_sparse(config),
+          structure_label(config),
       ),
       float(config['sparsity']) if sparse else 0.0,
   )
 
 
+def structure_label(config: Mapping[str, Any]) -> str:
+  """'2:4', 'fan-in', or '' for unstructured masks (and configs before them)."""
+  block = config.get('mask_structure') or {}
+  kind = block.get('kind', 'unstructured')
+  if kind == 'n_m':
+    return f"{block['n']}:{block['m']}"
+  return '' if kind == 'unstructured' else kind.replace('_', '-')
+
+
 # Keys that place a run in a table (its row and column) or tell seeds apart.
 _CELL_KEYS = (
+    'mask_structure.kind',
+    'mask_structure.n',
+    'mask_structure.m',
     'method',
     'sparsity',
     'distribution',

@@ -195,3 +195,30 @@ def test_duplicate_seeds_are_reported(tmp_path, caplog):
   with caplog.at_level('WARNING'):
     reports.table_from_results(reports.load_results([str(root)]), 'accuracy')
   assert 'share seed(s) [0]' in caplog.text
+
+
+def test_mask_structures_name_their_rows(tmp_path):
+  two_four = {'mask_structure': {'kind': 'n_m', 'n': 2, 'm': 4}}
+  fan_in = {'mask_structure': {'kind': 'fan_in', 'n': 2, 'm': 4}}
+  for seed in (0, 1):
+    write_results(tmp_path, f'u{seed}', 'rigl', 0.5, 'uniform', seed, 0.9, 1, 1)
+    write_results(
+        tmp_path,
+        f'nm{seed}',
+        'rigl',
+        0.5,
+        'uniform',
+        seed,
+        0.8,
+        1,
+        1,
+        **two_four,
+    )
+    write_results(
+        tmp_path, f'f{seed}', 'set', 0.5, 'erk', seed, 0.7, 1, 1, **fan_in
+    )
+  table = reports.table_from_results(
+      reports.load_results([str(tmp_path)]), 'accuracy'
+  )
+  assert sorted(table) == ['RigL', 'RigL 2:4', 'SET fan-in (ERK)']
+  assert table['RigL 2:4'][0.5].metric == (0.8, 0.8)
