@@ -162,6 +162,40 @@ def _compile_train_steps(
   }
 
 
+def _compile_evaluation(
+    setup: build_lib.Setup, shardings: Shardings, state: Any
+) -> tuple[Callable[[], Any], Callable[..., Any]]:
+  """(empty eval metrics, eval step) of the setup's task, compiled."""
+  replicated = shardings.replicated
+  eval_batch = abstract(
+      setup.data.batch_shapes(setup.data.eval_batch_size), shardings.batch
+  )
+  empty_eval_metrics = (
+      jax.jit(
+          functools.partial(steps.EvalMetrics.empty, setup.task),
+          out_shardings=replicated,
+      )
+      .lower()
+      .compile()
+  )
+  evaluate_step = (
+      jax.jit(
+          steps.make_eval_step(
+              setup.model, setup.task, setup.preprocess, setup.compute_dtype
+          ),
+          out_shardings=replicated,
+          donate_argnums=(1,),
+      )
+      .lower(
+          state,
+          abstract(steps.EvalMetrics.empty(setup.task), replicated),
+          eval_batch,
+      )
+      .compile()
+  )
+  return empty_eval_metrics, evaluate_step
+
+
 def compile_steps(
     setup: build_lib.Setup, shardings: Shardings, feed: Any
 ) -> CompiledSteps:
@@ -188,31 +222,8 @@ def compile_steps(
   state = abstract(
       jax.eval_shape(init_state, jax.random.PRNGKey(0)), replicated
   )
-  eval_batch = abstract(
-      setup.data.batch_shapes(setup.data.eval_batch_size), shardings.batch
-  )
-  empty_eval_metrics = (
-      jax.jit(
-          functools.partial(steps.EvalMetrics.empty, setup.task),
-          out_shardings=replicated,
-      )
-      .lower()
-      .compile()
-  )
-  evaluate_step = (
-      jax.jit(
-          steps.make_eval_step(
-              setup.model, setup.task, setup.preprocess, setup.compute_dtype
-          ),
-          out_shardings=replicated,
-          donate_argnums=(1,),
-      )
-      .lower(
-          state,
-          abstract(steps.EvalMetrics.empty(setup.task), replicated),
-          eval_batch,
-      )
-      .compile()
+  empty_eval_metrics, evaluate_step = _compile_evaluation(
+      setup, shardings, state
   )
   summarize = (
       jax.jit(steps.topology_summary, out_shardings=replicated)
