@@ -308,6 +308,8 @@ class _Run:
     # than the summary.
     self.learning_rate = jax.jit(setup.learning_rate)
     self.learning_rate(self.start_step)
+    # Compiled here, not at the first checkpoint inside the loop.
+    _all_finite((self.state.params, self.state.opt_state))
     if self.start_step == 0:
       self._first_summaries()
     self.progress = progress_lib.Progress(num_steps, self.start_step)
