@@ -205,3 +205,34 @@ def test_errors_are_one_line_naming_the_path(run, tmp_path, case):
   assert lines[0].startswith('rigl_jax.export: WorkdirError: ')
   assert named in lines[0]
   assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize(
+    'kind,overrides',
+    [
+        ('n_m', {'sparsity': 0.5, 'distribution': 'uniform'}),
+        ('fan_in', {}),
+    ],
+)
+def test_exported_structured_masks_hold_their_structure(
+    mnist_dir, tmp_path, kind, overrides
+):
+  """Checked here from masks.npz alone, apart from the code that built them."""
+  from rigl_jax.training import loop  # pylint: disable=g-import-not-at-top
+
+  config = fixtures.tiny_mnist_config(
+      mnist_dir, method='rigl', **{'mask_structure.kind': kind}, **overrides
+  )
+  loop.train_and_evaluate(config, str(tmp_path / 'run'))
+  process = _export(
+      f'--workdir={tmp_path / "run"}', f'--out={tmp_path / "out"}'
+  )
+  assert process.returncode == 0, process.stderr[-2000:]
+  masks, _, meta = _load(str(tmp_path / 'out'))
+  assert meta['mask_structure']['kind'] == kind
+  for key, mask in masks.items():  # Dense kernels: [inputs, units].
+    if kind == 'n_m':
+      groups = mask.reshape(mask.shape[0] // 4, 4, mask.shape[1]).sum(axis=1)
+      assert (groups == 2).all(), key
+    else:
+      assert len(set(mask.sum(axis=0))) == 1, key
