@@ -57,6 +57,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.pruning.begin_step = 1_000
   config.pruning.end_step = 8_000
   config.pruning.frequency = 200
+  # GraNet: pruning with regeneration over the first half of training (the
+  # official code prunes until half of its CIFAR runs), every 200 steps.
+  config.granet.end_step = 6_000
+  config.granet.frequency = 200
 
   config.log_every_steps = 500
   config.eval_every_steps = 3_000
