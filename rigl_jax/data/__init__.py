@@ -8,8 +8,6 @@ module outside the package (``my_project.toy_data``) whose ``DATASET`` is
 used, so data sets can live in their own package.
 """
 
-import importlib
-import pkgutil
 from types import ModuleType
 from typing import Any
 
@@ -18,43 +16,22 @@ import numpy as np
 
 from rigl_jax.data import base
 from rigl_jax.data import pipeline
-from rigl_jax.sparse import checks
+from rigl_jax.sparse import registry
 
 Dataset = base.Dataset
 DatasetSpec = base.DatasetSpec
 DevicePreprocess = base.DevicePreprocess
 
 
-def _declared(module: ModuleType) -> base.Dataset | None:
+def _declared(module: ModuleType) -> tuple[base.Dataset, ...]:
   """The data set ``module`` declares, if any; TypeError naming it if bad."""
   dataset = getattr(module, 'DATASET', None)
   if dataset is None:
-    return None
+    return ()
   problem = base.problem(dataset)
   if problem:
     raise TypeError(f'{module.__name__}.DATASET: {problem}')
-  return dataset
-
-
-def _discover() -> dict[str, base.Dataset]:
-  """The data sets of this package's modules, by name."""
-  found = {}
-  where = {}
-  for module_info in pkgutil.iter_modules(__path__):
-    if module_info.ispkg:
-      continue  # Not data sets (TFDS builders).
-    module = importlib.import_module(f'{__name__}.{module_info.name}')
-    dataset = _declared(module)
-    if dataset is None:
-      continue
-    if dataset.name in found:
-      raise TypeError(
-          f'{module.__name__}: declares the data set {dataset.name!r}, '
-          f'already declared by {where[dataset.name]}'
-      )
-    found[dataset.name] = dataset
-    where[dataset.name] = module.__name__
-  return {name: found[name] for name in sorted(found)}
+  return (dataset,)
 
 
 def _merge_config_keys(datasets: Any) -> dict[str, Any]:
@@ -71,37 +48,23 @@ def _merge_config_keys(datasets: Any) -> dict[str, Any]:
   return dict(sorted(merged.items()))
 
 
+def _discover() -> dict[str, base.Dataset]:
+  """The data sets of this package's modules, by name (TFDS builders live
+  in subpackages: not data sets)."""
+  found = registry.scan(
+      __path__, __name__, _declared, 'data set', skip_packages=True
+  )
+  return dict(sorted(found.items()))
+
+
 DATASETS: dict[str, base.Dataset] = _discover()
 _ALL_CONFIG_KEYS = _merge_config_keys(DATASETS.values())
 
 
-def _from_module(path: str) -> base.Dataset:
-  """The ``DATASET`` of the importable module ``path``."""
-  try:
-    module = importlib.import_module(path)
-  except ImportError as e:
-    raise checks.InvalidArgument(
-        'dataset.name',
-        f'must be one of {sorted(DATASETS)} or a module declaring DATASET; '
-        f'cannot import {path!r}: {e}',
-    ) from None
-  dataset = _declared(module)
-  checks.require(
-      dataset is not None,
-      'dataset.name',
-      f'module {path!r} declares no DATASET',
-  )
-  return dataset
-
-
 def get(name: str) -> base.Dataset:
   """The data set ``name``: registered, or the DATASET of the module ``name``."""
-  if name in DATASETS:
-    return DATASETS[name]
-  if isinstance(name, str) and '.' in name:
-    return _from_module(name)
-  raise checks.InvalidArgument(
-      'dataset.name', f'must be one of {sorted(DATASETS)}, got {name!r}'
+  return registry.lookup(
+      name, DATASETS, _declared, key='dataset.name', attribute='DATASET'
   )
 
 

@@ -7,9 +7,7 @@ a dot names a module outside the package (``my_project.toy_model``) whose
 ``MODEL`` is used, so models can live in their own package.
 """
 
-import importlib
 import math
-import pkgutil
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +15,7 @@ import flax.linen as nn
 
 from rigl_jax.models import base
 from rigl_jax.sparse import checks
+from rigl_jax.sparse import registry
 
 Model = base.Model
 
@@ -41,50 +40,17 @@ def _declared(module: ModuleType) -> tuple[base.Model, ...]:
 
 def _discover() -> dict[str, base.Model]:
   """The models of this package's modules, by name."""
-  found = {}
-  where = {}
-  for module_info in pkgutil.iter_modules(__path__):
-    module = importlib.import_module(f'{__name__}.{module_info.name}')
-    for model in _declared(module):
-      if model.name in found:
-        raise TypeError(
-            f'{module.__name__}: declares the model {model.name!r}, '
-            f'already declared by {where[model.name]}'
-        )
-      found[model.name] = model
-      where[model.name] = module.__name__
-  return {name: found[name] for name in sorted(found)}
+  found = registry.scan(__path__, __name__, _declared, 'model')
+  return dict(sorted(found.items()))
 
 
 MODELS: dict[str, base.Model] = _discover()
 
 
-def _from_module(path: str) -> base.Model:
-  """The ``MODEL`` of the importable module ``path``."""
-  try:
-    module = importlib.import_module(path)
-  except ImportError as e:
-    raise checks.InvalidArgument(
-        'model.name',
-        f'must be one of {sorted(MODELS)} or a module declaring MODEL; '
-        f'cannot import {path!r}: {e}',
-    ) from None
-  checks.require(
-      getattr(module, 'MODEL', None) is not None,
-      'model.name',
-      f'module {path!r} declares no MODEL',
-  )
-  return _declared(module)[0]
-
-
 def get(name: str) -> base.Model:
   """The model ``name``: registered, or the MODEL of the module ``name``."""
-  if name in MODELS:
-    return MODELS[name]
-  if isinstance(name, str) and '.' in name:
-    return _from_module(name)
-  raise checks.InvalidArgument(
-      'model.name', f'must be one of {sorted(MODELS)}, got {name!r}'
+  return registry.lookup(
+      name, MODELS, _declared, key='model.name', attribute='MODEL'
   )
 
 

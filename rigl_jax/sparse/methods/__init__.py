@@ -6,11 +6,11 @@ its module. ``METHODS`` lists them in the order of the RigL paper's tables,
 then any others alphabetically.
 """
 
-import importlib
-import pkgutil
+from types import ModuleType
 from typing import Any
 
 from rigl_jax.sparse import checks
+from rigl_jax.sparse import registry
 from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse.methods import base
 
@@ -29,31 +29,33 @@ _PAPER_ORDER = (
 )
 
 
+def _declared(module: ModuleType) -> tuple[type[base.SparseMethod], ...]:
+  """The method ``module`` declares, if any; TypeError naming it if bad."""
+  method = getattr(module, 'METHOD', None)
+  if method is None:
+    return ()
+  if not (
+      isinstance(method, type)
+      and issubclass(method, base.SparseMethod)
+      and method.name
+      and method.display_name
+  ):
+    raise TypeError(
+        f'{module.__name__}.METHOD must be a SparseMethod '
+        'subclass with a name and a display_name'
+    )
+  return (method,)
+
+
+def _rank(name: str) -> tuple[int, str]:
+  if name in _PAPER_ORDER:
+    return _PAPER_ORDER.index(name), name
+  return len(_PAPER_ORDER), name
+
+
 def _discover() -> dict[str, type[base.SparseMethod]]:
-  found = {}
-  for module_info in pkgutil.iter_modules(__path__):
-    module = importlib.import_module(f'{__name__}.{module_info.name}')
-    method = getattr(module, 'METHOD', None)
-    if method is None:
-      continue
-    if not (
-        isinstance(method, type)
-        and issubclass(method, base.SparseMethod)
-        and method.name
-        and method.display_name
-    ):
-      raise TypeError(
-          f'{module.__name__}.METHOD must be a SparseMethod '
-          'subclass with a name and a display_name'
-      )
-    if method.name in found:
-      raise TypeError(f'two modules define the method {method.name!r}')
-    found[method.name] = method
-  rank = lambda name: (
-      _PAPER_ORDER.index(name) if name in _PAPER_ORDER else len(_PAPER_ORDER),
-      name,
-  )
-  return {name: found[name] for name in sorted(found, key=rank)}
+  found = registry.scan(__path__, __name__, _declared, 'method')
+  return {name: found[name] for name in sorted(found, key=_rank)}
 
 
 METHODS: dict[str, type[base.SparseMethod]] = _discover()

@@ -92,6 +92,7 @@ from rigl_jax.sparse import schedules
 from rigl_jax.sparse import topology
 from rigl_jax.sparse.methods import base
 from rigl_jax.sparse.methods import drop_and_grow
+from rigl_jax.sparse.methods import pruning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,28 +265,15 @@ class GraNet(base.SparseMethod):
 
   def init_state(self, params, masks, sparsities):
     del masks
-
-    # Counts, not sparsities, so that the last pruning step reaches exactly
-    # the number of active weights that random_masks would give; per group
-    # under a mask structure.
-    def counts(sparsity, p):
-      if sparsity is None:
-        return None
-      per_group = self.structure.active_per_group
-      return {
-          'initial': jnp.asarray(
-              per_group(self._initial_sparsity(sparsity), p.shape), jnp.int32
-          ),
-          'final': jnp.asarray(per_group(sparsity, p.shape), jnp.int32),
-      }
-
-    return {'num_active': masks_lib.map_masks(counts, sparsities, params)}
+    return {
+        'num_active': pruning.schedule_counts(
+            self.structure, params, sparsities, self._initial_sparsity
+        )
+    }
 
   def num_active_at(self, step: Any, counts: Mapping[str, Any]) -> Any:
     """Active entries (per group) at ``step``: the cubic schedule, in counts."""
-    remaining = self.schedule.remaining(step)
-    span = (counts['initial'] - counts['final']).astype(jnp.float32)
-    return counts['final'] + jnp.round(span * remaining).astype(jnp.int32)
+    return pruning.active_at(self.schedule, step, counts)
 
   def update_masks(self, rng, step, params, grads, masks, state):
     fraction = self.regeneration(step)

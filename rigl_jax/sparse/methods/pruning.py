@@ -7,7 +7,8 @@ target. Masks only ever lose entries. Reads the ``pruning`` block.
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -15,8 +16,45 @@ from rigl_jax.sparse import checks
 from rigl_jax.sparse import flops
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import schedules
+from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse import topology
 from rigl_jax.sparse.methods import base
+
+
+def schedule_counts(
+    structure: structure_lib.MaskStructure,
+    params: Any,
+    sparsities: Any,
+    initial: Callable[[float], float],
+) -> Any:
+  """{'initial', 'final'} active entries (per group) of each sparse leaf.
+
+  Counts, not sparsities, so that the last pruning step reaches exactly the
+  number of active weights that random_masks would give; per group under a
+  mask structure. ``initial`` maps a leaf's final sparsity to its initial.
+  """
+
+  def counts(sparsity, p):
+    if sparsity is None:
+      return None
+    per_group = structure.active_per_group
+    return {
+        'initial': jnp.asarray(
+            per_group(initial(sparsity), p.shape), jnp.int32
+        ),
+        'final': jnp.asarray(per_group(sparsity, p.shape), jnp.int32),
+    }
+
+  return masks_lib.map_masks(counts, sparsities, params)
+
+
+def active_at(
+    schedule: schedules.PruningSchedule, step: Any, counts: Mapping[str, Any]
+) -> Any:
+  """Active entries (per group) at ``step``: the cubic schedule, in counts."""
+  remaining = schedule.remaining(step)
+  span = (counts['initial'] - counts['final']).astype(jnp.float32)
+  return counts['final'] + jnp.round(span * remaining).astype(jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,31 +148,21 @@ class GradualPruning(base.SparseMethod):
 
   def init_state(self, params, masks, sparsities):
     del masks
-
-    # Counts, not sparsities, so that the last pruning step reaches exactly
-    # the number of active weights that random_masks would give; per group
-    # under a mask structure.
-    def counts(sparsity, p):
-      if sparsity is None:
-        return None
-      per_group = self.structure.active_per_group
-      return {
-          'initial': jnp.asarray(
-              per_group(self.schedule.initial_sparsity, p.shape), jnp.int32
-          ),
-          'final': jnp.asarray(per_group(sparsity, p.shape), jnp.int32),
-      }
-
-    return {'num_active': masks_lib.map_masks(counts, sparsities, params)}
+    return {
+        'num_active': schedule_counts(
+            self.structure,
+            params,
+            sparsities,
+            lambda _: self.schedule.initial_sparsity,
+        )
+    }
 
   def is_update_step(self, step):
     return self.schedule.is_update_step(step)
 
   def num_active_at(self, step, counts):
     """Active entries at ``step``: the cubic schedule, in counts."""
-    remaining = self.schedule.remaining(step)
-    span = (counts['initial'] - counts['final']).astype(jnp.float32)
-    return counts['final'] + jnp.round(span * remaining).astype(jnp.int32)
+    return active_at(self.schedule, step, counts)
 
   def update_masks(self, rng, step, params, grads, masks, state):
     del grads
