@@ -128,6 +128,22 @@ def overall_sparsity(masks: PyTree) -> float:
   return 1.0 - active / total if total else 0.0
 
 
+def channel_sparsities(masks: PyTree) -> dict[str, Any]:
+  """Share of output channels (a kernel's last axis) with no active weight.
+
+  {'overall': over every masked layer's channels, 'layers': {path: share}}
+  (host side): the units an export can cut away.
+  """
+  layers, total, empty = {}, 0, 0
+  for path, mask in tree_paths.named_leaves(masks):
+    mask = np.asarray(mask)
+    live = mask.reshape(-1, mask.shape[-1]).any(axis=0)
+    layers[path] = 1.0 - float(live.sum()) / live.size
+    total += live.size
+    empty += int(live.size - live.sum())
+  return {'overall': empty / total if total else 0.0, 'layers': layers}
+
+
 def num_nonzero_params(params: PyTree, sparsities: PyTree) -> int:
   """Weights a model keeps at ``sparsities``; dense leaves count in full."""
   leaves, treedef = jax.tree.flatten(sparsities, is_leaf=tree_paths.is_none)

@@ -421,6 +421,7 @@ class _Run:
         'sparsity': {
             'overall': masks_lib.overall_sparsity(masks),
             'layers': masks_lib.layer_sparsities(masks),
+            'channels': masks_lib.channel_sparsities(masks),
         },
         'topology': {
             'method': setup.method.name,

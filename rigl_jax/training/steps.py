@@ -297,16 +297,20 @@ def make_eval_step(
 
 
 def topology_summary(state: TrainState) -> dict[str, jax.Array]:
-  """Per-layer and overall sparsity, churn and exploration, as scalars."""
+  """Sparsity (per layer, overall, of channels), churn, exploration."""
   summary = {}
-  total = active = 0
+  total = active = channels = live = 0
   for path, mask in tree_paths.named_leaves(state.masks):
     count = jnp.sum(mask, dtype=jnp.int32)
     summary[f'sparsity/{path}'] = (mask.size - count) / mask.size
     total += mask.size
     active += count
+    # Output channels (the last axis) without an active weight.
+    channels += mask.shape[-1]
+    live += jnp.sum(jnp.any(mask.reshape(-1, mask.shape[-1]), axis=0))
   if total:
     summary['sparsity/overall'] = (total - active) / total
+    summary['channel_sparsity/overall'] = (channels - live) / channels
   summary['mask_churn'] = state.topology_stats.last_churn
   summary['exploration_rate'] = state.topology_stats.exploration_rate(
       state.masks
