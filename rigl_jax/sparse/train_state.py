@@ -83,14 +83,14 @@ class TrainState(flax_train_state.TrainState):
     """
     mask_rng, rng = jax.random.split(rng)
     masks = method.init_masks(mask_rng, params, sparsities)
-    params = masks_lib.apply_masks(params, masks)
+    sparse_params = masks_lib.apply_masks(params, masks)
     sparse_tx = transforms.sparse_optimizer(tx)
     return cls(
         step=jax.numpy.zeros((), jax.numpy.int32),
         apply_fn=apply_fn,
-        params=params,
+        params=sparse_params,
         masks=masks,
-        opt_state=sparse_tx.init(params),
+        opt_state=sparse_tx.init(sparse_params),
         method_state=method.init_state(params, masks, sparsities),
         rng=rng,
         topology_stats=topology_stats_lib.TopologyStats.create(masks),
@@ -134,10 +134,15 @@ class TrainState(flax_train_state.TrainState):
     method_state = method.observe_gradients(
         self.method_state, grads, self.masks
     )
-    updates, opt_state = self.tx.update(
-        grads, self.opt_state, self.params, masks=self.masks, step=self.step
+    params, opt_state, method_state = method.optimizer_step(
+        self.tx,
+        self.opt_state,
+        self.params,
+        grads,
+        self.masks,
+        method_state,
+        self.step,
     )
-    params = optax.apply_updates(self.params, updates)
     masks, topology_stats = self.masks, self.topology_stats
 
     def update_topology(params, opt_state):
@@ -149,6 +154,13 @@ class TrainState(flax_train_state.TrainState):
         opt_state = topology.keep_counters(self.tx, self.opt_state, opt_state)
       params, opt_state = topology.apply_new_masks(
           self.tx, params, opt_state, self.masks, new_masks
+      )
+      params = method.init_grown(
+          jax.random.fold_in(topology_rng, 1),
+          self.params,
+          grads,
+          topology.grown_entries(self.masks, new_masks),
+          params,
       )
       return (
           params,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Optional
 
 import jax
+import optax
 
 from rigl_jax.sparse import flops
 from rigl_jax.sparse import masks as masks_lib
@@ -154,7 +155,10 @@ class SparseMethod:
   def init_state(
       self, params: PyTree, masks: PyTree, sparsities: PyTree
   ) -> PyTree:
-    """The method's own state (checkpointed with the train state)."""
+    """The method's own state (checkpointed with the train state).
+
+    ``params`` are the initial weights before the masks apply.
+    """
     del params, masks, sparsities
     return {}
 
@@ -164,6 +168,27 @@ class SparseMethod:
     """Updates the method state with this step's dense gradients."""
     del grads, masks
     return state
+
+  def optimizer_step(
+      self,
+      tx: optax.GradientTransformationExtraArgs,
+      opt_state: optax.OptState,
+      params: PyTree,
+      grads: PyTree,
+      masks: PyTree,
+      state: PyTree,
+      step: Any,
+  ) -> tuple[PyTree, optax.OptState, PyTree]:
+    """This step's params, optimizer state and method state.
+
+    By default ``tx`` (the sparse optimizer) steps the active weights. A
+    method that also trains weights outside the forward pass (Top-KAST)
+    keeps them in its state and steps them here.
+    """
+    updates, opt_state = tx.update(
+        grads, opt_state, params, masks=masks, step=step
+    )
+    return optax.apply_updates(params, updates), opt_state, state
 
   def is_update_step(self, step: Any) -> Any:
     """Whether the topology changes at ``step`` (Python or traced int)."""
@@ -182,3 +207,23 @@ class SparseMethod:
     """The new masks. Weights and optimizer state are reset by the caller."""
     del rng, step, params, grads, state
     return masks
+
+  def init_grown(
+      self,
+      rng: jax.Array,
+      weights: PyTree,
+      grads: PyTree,
+      grown: PyTree,
+      params: PyTree,
+  ) -> PyTree:
+    """``params`` with the entries just grown set (by default left at 0).
+
+    Args:
+      rng: a key of this update.
+      weights: the params ``update_masks`` saw.
+      grads: this step's dense gradients.
+      grown: bool per masked leaf, True where an entry was grown.
+      params: the params after the update (grown entries are zero).
+    """
+    del rng, weights, grads, grown
+    return params
