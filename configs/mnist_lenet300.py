@@ -61,6 +61,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # official code prunes until half of its CIFAR runs), every 200 steps.
   config.granet.end_step = 6_000
   config.granet.frequency = 200
+  # MEST mutates every 1/32 of the run (5 of 160 epochs in its code).
+  config.mest.interval = 375
   # Chase: a weight update every 100 steps (RigL's ΔT above) and a channel
   # removal halfway between two of them (the official code removes every
   # ``--layer_interval 1000`` steps, between its 1000-step updates).

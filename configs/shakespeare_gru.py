@@ -42,6 +42,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.pruning.frequency = 100
   config.granet.end_step = 1_500  # Half of training, as GraNet's code.
   config.granet.frequency = 100
+  config.mest.interval = 94  # 1/32 of the run, as MEST's 5 of 160 epochs.
   config.log_every_steps = 100
   config.eval_every_steps = 1_000
   config.checkpoint_every_steps = 1_000
