@@ -218,6 +218,8 @@ def test_registry_builds_from_config_and_rejects_unknown_methods():
               schedule='cosine',
               power=1.0,
               skip_optimizer_step=None,
+              grow_init='zeros',
+              drop_noise_std=0.0,
           ),
       }
   )

@@ -39,12 +39,15 @@ class RigL(drop_and_grow.DropAndGrowMethod):
   """Rigged Lottery: grows the inactive entries with the largest |gradient|.
 
   As in the paper's Algorithm 1, an update step applies no optimizer step
-  unless ``skip_optimizer`` is set to False.
+  unless ``skip_optimizer`` is set to False. Grown connections may also
+  start from the dense gradient ('grad_scale') or its sign ('grad_sign'),
+  as in the reference's ``SparseRigLOptimizerBase.get_grow_tensor``.
   """
 
   name = 'rigl'
   display_name = 'RigL'
   default_skip_optimizer = True
+  grow_inits = drop_and_grow.GROW_INITS + drop_and_grow.GRADIENT_GROW_INITS
 
   def train_flops(self, costs: flops.RunCosts) -> float:
     schedule = self.update_schedule

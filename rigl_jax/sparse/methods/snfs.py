@@ -121,7 +121,7 @@ class Snfs(drop_and_grow.DropAndGrowMethod):
       return super().update_masks(rng, step, params, grads, masks, state)
     fraction = self.drop_fraction(step)
     mask_leaves, treedef = jax.tree.flatten(masks, is_leaf=tree_paths.is_none)
-    weights = treedef.flatten_up_to(params)
+    weights = treedef.flatten_up_to(self.drop_weights(rng, params, masks))
     emas = treedef.flatten_up_to(state['grad_ema'])
     layers = [i for i, m in enumerate(mask_leaves) if m is not None]
     if not layers:

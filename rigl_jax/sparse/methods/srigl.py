@@ -141,7 +141,7 @@ class SRigL(rigl.RigL):
             masks, is_leaf=tree_paths.is_none
         )[0]
     ]
-    weights = treedef.flatten_up_to(params)
+    weights = treedef.flatten_up_to(self.drop_weights(rng, params, masks))
     gradients = treedef.flatten_up_to(grads)
     budgets = treedef.flatten_up_to(state['budget'])
     seeds = treedef.flatten_up_to(masks_lib.tie_seeds(rng, masks))
