@@ -23,7 +23,9 @@ reference implementation (github.com/google-research/rigl,
 - ``drop_noise_std``: N(0, std) noise added to the |w| of the active
   weights that the drop ranks (the reference's ``generic_mask_update``
   adds 1e-5, always, to every entry's score; here inactive entries are
-  never ranked). 0, the default, leaves ties to the seeded tie-breaking.
+  never ranked, and the rank is by ||w| + noise|, which differs from the
+  reference's signed score only for |w| within the noise of 0). 0, the
+  default, leaves ties to the seeded tie-breaking alone.
 """
 
 import dataclasses
