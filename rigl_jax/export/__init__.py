@@ -10,9 +10,14 @@ reads the newest checkpoint of the workdir that can be read (or the one of
   dense parameters have none.
 - ``params.npz``: every parameter under the same keys, masked ones with
   their inactive entries exactly 0.
+- ``batch_stats.npz``: BatchNorm running statistics, for models with them.
 - ``meta.json``: the run's identity, the step, the achieved sparsity of each
   masked layer and overall, and the mask structure. Written last: an
   ``--out`` holding it holds a complete export.
+
+``load(DIR, form=...)`` turns an export (or a workdir's newest checkpoint)
+into ``(apply_fn, variables)``: the masked model or one of its compact
+inference forms (``rigl_jax.export.forms``), all giving the same logits.
 
 Nothing here imports TensorFlow, and the workdir is only read.
 """
@@ -23,20 +28,27 @@ from typing import Any, Optional
 
 from absl import logging
 from etils import epath
+from flax import traverse_util
 import numpy as np
 
 from rigl_jax import errors
+from rigl_jax import models
+from rigl_jax.export import forms
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import tree_paths
+from rigl_jax.training import build as build_lib
 from rigl_jax.training import checkpoints as checkpoints_lib
+from rigl_jax.training import config as config_lib
 from rigl_jax.training import identity as identity_lib
 from rigl_jax.training import workdir as workdir_lib
 
-# Bumped when a file's layout changes.
-FORMAT_VERSION = 1
+# Bumped when a file's layout changes (2: batch_stats.npz).
+FORMAT_VERSION = 2
 MASKS_FILE = 'masks.npz'
 PARAMS_FILE = 'params.npz'
+BATCH_STATS_FILE = 'batch_stats.npz'
 META_FILE = 'meta.json'
+FORMS = forms.FORMS
 
 
 def checkpoint_steps(workdir: str) -> tuple[epath.Path, list[int]]:
@@ -111,6 +123,14 @@ def _read_checkpoint(
   raise errors.WorkdirError(
       f'none of the checkpoints {steps} in {directory} can be read'
   )
+
+
+def _batch_stats(state: Any) -> dict[str, np.ndarray]:
+  """BatchNorm statistics of a state as saved, keyed by path ({}: none)."""
+  return {
+      path: np.asarray(leaf)
+      for path, leaf in tree_paths.named_leaves(state.get('batch_stats'))
+  }
 
 
 def _arrays(state: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -214,11 +234,16 @@ def export_masks(
       },
       'files': {'masks': MASKS_FILE, 'params': PARAMS_FILE},
   }
+  batch_stats = _batch_stats(state)
+  if batch_stats:
+    meta['files']['batch_stats'] = BATCH_STATS_FILE
   try:
     # Until the new meta.json is written, the folder holds no export.
     (out_path / META_FILE).unlink(missing_ok=True)
     _write_npz(out_path / MASKS_FILE, masks, compress=True)
     _write_npz(out_path / PARAMS_FILE, params, compress=False)
+    if batch_stats:
+      _write_npz(out_path / BATCH_STATS_FILE, batch_stats, compress=False)
     temporary = out_path / f'{META_FILE}.tmp'
     temporary.write_text(json.dumps(meta, indent=2) + '\n')
     temporary.replace(out_path / META_FILE)
@@ -227,3 +252,127 @@ def export_masks(
         f'cannot write to {out_path}: {e.strerror or e}'
     ) from None
   return meta
+
+
+def _read_npz(path: epath.Path) -> dict[str, np.ndarray]:
+  with path.open('rb') as f:
+    with np.load(f, allow_pickle=False) as arrays:
+      return {key: arrays[key] for key in arrays.files}
+
+
+def _read_export(
+    directory: epath.Path,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict, dict]:
+  """(meta, masks, params, batch stats) of an export directory."""
+  meta = json.loads((directory / META_FILE).read_text())
+  files = meta.get('files', {})
+  masks = _read_npz(directory / files.get('masks', MASKS_FILE))
+  params = _read_npz(directory / files.get('params', PARAMS_FILE))
+  stats = {}
+  if 'batch_stats' in files:
+    stats = _read_npz(directory / files['batch_stats'])
+  return meta, masks, params, stats
+
+
+def _read_workdir(
+    workdir: str,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict, dict]:
+  """As ``_read_export``, from a workdir's newest readable checkpoint."""
+  directory, steps = checkpoint_steps(workdir)
+  step, identity, state = _read_checkpoint(directory, steps, None)
+  masks, params = _arrays(state)
+  meta = {'step': step, 'identity': identity}
+  meta['mask_structure'] = _mask_structure(identity)
+  return meta, masks, params, _batch_stats(state)
+
+
+def _config_of(identity: dict[str, Any]) -> Any:
+  """A resolved config holding ``identity``'s values."""
+  config = config_lib.base_config()
+  for key, value in identity.items():
+    if key.startswith('model.options.'):
+      config.model.options[key[len('model.options.') :]] = value
+      continue
+    try:
+      config_lib.set_values(config, {key: value})
+    except (TypeError, errors.ConfigError):
+      # A list where the config holds a tuple; other keys do not matter.
+      if isinstance(value, list):
+        config_lib.set_values(config, {key: tuple(value)})
+  return config_lib.resolve(config)
+
+
+def load(
+    path: str, form: str = 'masked'
+) -> tuple[forms.ApplyFn, dict[str, Any]]:
+  """``(apply_fn, variables)`` of an export or a workdir, in ``form``.
+
+  ``apply_fn(variables, x)`` returns the logits of the masked model, to
+  float tolerance, for inputs ``x`` of the run's data set.
+
+  Args:
+    path: a directory written by ``export_masks`` (holding meta.json), or
+      a run's workdir (its newest readable checkpoint).
+    form: one of ``FORMS`` (see ``rigl_jax.export.forms``).
+
+  Raises:
+    errors.WorkdirError: naming the path: nothing to read there, or files
+      that do not fit the run's model, or a form these masks cannot take.
+  """
+  directory = epath.Path(workdir_lib.resolve(path))
+  if not directory.is_dir():
+    raise errors.WorkdirError(f'{directory} does not exist')
+  if form not in FORMS:
+    raise errors.WorkdirError(
+        f'form must be one of {list(FORMS)}, got {form!r}'
+    )
+  try:
+    if (directory / META_FILE).exists():
+      meta, masks, params, stats = _read_export(directory)
+    else:
+      meta, masks, params, stats = _read_workdir(str(directory))
+  except (OSError, ValueError, KeyError) as e:
+    raise errors.WorkdirError(f'cannot read {directory}: {_cause(e)}') from None
+  run = _config_of(meta['identity'])
+  model, spec = build_lib.trained_model(run)
+  variables = {'params': params, 'batch_stats': stats}
+  expected = build_lib.abstract_variables(model, spec)
+  for name, arrays in variables.items():
+    wanted = {
+        k: tuple(v.shape)
+        for k, v in tree_paths.named_leaves(expected.get(name, {}))
+    }
+    found = {k: tuple(v.shape) for k, v in arrays.items()}
+    if wanted != found:
+      differing = sorted(set(wanted.items()) ^ set(found.items()))[:1]
+      raise errors.WorkdirError(
+          f'the {name} in {directory} do not fit the model '
+          f'{run.model.name!r} of its run (e.g. {differing})'
+      )
+  variables = {
+      name: traverse_util.unflatten_dict(arrays, sep='/')
+      for name, arrays in variables.items()
+      if arrays
+  }
+  structure = meta.get('mask_structure', {})
+  n_m = None
+  if structure.get('kind') == 'n_m':
+    n_m = (structure['n'], structure['m'])
+  elif form == 'nm':
+    raise errors.WorkdirError(
+        f"{directory}: form 'nm' needs a run trained with "
+        f"mask_structure.kind='n_m', not {structure.get('kind')!r}"
+    )
+  module_paths = sorted({key.rsplit('/', 1)[0] for key in params})
+  try:
+    return forms.compact(
+        model,
+        variables,
+        masks,
+        form,
+        example_input=build_lib.dummy_inputs(spec),
+        links=models.get(run.model.name).channel_links(module_paths),
+        n_m=n_m,
+    )
+  except forms.FormError as e:
+    raise errors.WorkdirError(f'{directory}: {e}') from None

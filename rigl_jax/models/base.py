@@ -6,14 +6,45 @@ adding a model touches no other file.
 """
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 
 # What a model predicts: a class per example, or the next token of a
 # sequence (a data set spec's ``task``).
 TASKS = ('classification', 'language_model')
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelLink:
+  """Output channels of one layer that only one later layer reads.
+
+  The path from ``producer`` to ``consumer`` holds nothing but, in order:
+  the BatchNorm ``norm`` (optional), ``activation``, optionally a depthwise
+  convolution with its BatchNorm and ``activation`` again, and operations
+  that act on each channel alone (pooling, dropout at inference). A channel
+  whose producer weights are all zero is then a constant (or, through a
+  padded convolution, a fixed map) at the consumer, so an export can remove
+  it from every layer and fold its value into the consumer's bias.
+
+  Attributes:
+    producer: module path of the Dense or Conv whose channels may go.
+    consumer: module path of the Dense or Conv reading them; '' when
+      nothing may be removed and only ``norm`` is folded into ``producer``.
+    norm: module path of the BatchNorm right after ``producer``, or ''.
+    activation: the elementwise function after ``norm``.
+    depthwise: module path of a depthwise Conv between the two, or ''.
+    depthwise_norm: module path of the BatchNorm after ``depthwise``.
+  """
+
+  producer: str
+  consumer: str = ''
+  norm: str = ''
+  activation: Callable[[jax.Array], jax.Array] = nn.relu
+  depthwise: str = ''
+  depthwise_norm: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +61,9 @@ class Model:
     default_options: options that ``config.model.options`` overrides.
     output_layer: path of the kernel that gives the logits, whose units
       (the classes) a method never removes ('': not declared).
+    channel_links: the model's ``ChannelLink``s, given the module paths
+      of its parameters (e.g. 'stage1_block0/conv1'); the 'shrunk' export
+      removes channels along them and nowhere else.
   """
 
   name: str
@@ -38,6 +72,9 @@ class Model:
   create: Callable[..., nn.Module]
   default_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   output_layer: str = ''
+  channel_links: Callable[[Sequence[str]], tuple[ChannelLink, ...]] = (
+      lambda paths: ()
+  )
 
 
 def _field_problem(model: Model) -> str | None:

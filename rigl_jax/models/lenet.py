@@ -32,10 +32,23 @@ class LeNet300100(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+def channel_links(paths: Sequence[str]) -> tuple[base.ChannelLink, ...]:
+  """Each hidden layer's units feed the next Dense layer alone."""
+  dense = sorted(
+      (p for p in paths if p.startswith('Dense_')),
+      key=lambda p: int(p.split('_')[1]),
+  )
+  return tuple(
+      base.ChannelLink(producer=p, consumer=c, activation=nn.relu)
+      for p, c in zip(dense, dense[1:])
+  )
+
+
 MODEL = base.Model(
     name='lenet300_100',
     task='classification',
     first_layer='Dense_0/kernel',
     output_layer='Dense_2/kernel',
     create=LeNet300100,
+    channel_links=channel_links,
 )

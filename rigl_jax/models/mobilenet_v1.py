@@ -110,10 +110,39 @@ class MobileNetV1(nn.Module):
     return nn.Dense(self.num_classes, name='head')(x)
 
 
+def channel_links(paths: Sequence[str]) -> tuple[base.ChannelLink, ...]:
+  """The stem's and each pointwise convolution's channels pass through the
+  next block's depthwise convolution to its pointwise one alone; the last
+  block's reach the head through the global pool."""
+  blocks = sorted(
+      {p.split('/')[0] for p in paths if p.startswith('block')},
+      key=lambda b: int(b[len('block') :]),
+  )
+  producers = [('stem', 'stem_bn')] + [
+      (f'{b}/pointwise', f'{b}/pointwise_bn') for b in blocks
+  ]
+  links = []
+  for (producer, norm), block in zip(producers, blocks):
+    links.append(
+        base.ChannelLink(
+            producer,
+            f'{block}/pointwise',
+            norm,
+            nn.relu6,
+            depthwise=f'{block}/depthwise',
+            depthwise_norm=f'{block}/depthwise_bn',
+        )
+    )
+  producer, norm = producers[-1]
+  links.append(base.ChannelLink(producer, 'head', norm, nn.relu6))
+  return tuple(links)
+
+
 MODEL = base.Model(
     name='mobilenet_v1',
     task='classification',
     first_layer='stem/kernel',
     output_layer='head/kernel',
     create=MobileNetV1,
+    channel_links=channel_links,
 )

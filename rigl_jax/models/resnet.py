@@ -113,6 +113,25 @@ class ResNet(nn.Module):
     return nn.Dense(self.num_classes, name='head')(x)
 
 
+def channel_links(paths: Sequence[str]) -> tuple[base.ChannelLink, ...]:
+  """Inside each bottleneck, conv1's and conv2's channels feed the next
+  convolution alone; the other convolutions only fold their BatchNorm."""
+  links = [base.ChannelLink('stem', norm='stem_bn')]
+  for block in sorted({p.rsplit('/', 1)[0] for p in paths if '/conv' in p}):
+    links += [
+        base.ChannelLink(f'{block}/conv1', f'{block}/conv2', f'{block}/bn1'),
+        base.ChannelLink(f'{block}/conv2', f'{block}/conv3', f'{block}/bn2'),
+        base.ChannelLink(f'{block}/conv3', norm=f'{block}/bn3'),
+    ]
+    if f'{block}/shortcut_conv' in paths:
+      links.append(
+          base.ChannelLink(
+              f'{block}/shortcut_conv', norm=f'{block}/shortcut_bn'
+          )
+      )
+  return tuple(links)
+
+
 MODEL = base.Model(
     name='resnet50',
     task='classification',
@@ -120,4 +139,5 @@ MODEL = base.Model(
     output_layer='head/kernel',
     create=ResNet,
     default_options={'stage_sizes': (3, 4, 6, 3)},
+    channel_links=channel_links,
 )

@@ -6,6 +6,7 @@ convolution with 16 channels. WRN-22-2 (the RigL paper's CIFAR-10 model)
 has 1,079,642 parameters with 10 classes.
 """
 
+from collections.abc import Sequence
 import functools
 
 import flax.linen as nn
@@ -104,6 +105,15 @@ class WideResNet(nn.Module):
     return nn.Dense(self.num_classes, name='head')(x)
 
 
+def channel_links(paths: Sequence[str]) -> tuple[base.ChannelLink, ...]:
+  """Inside each block, conv1's channels feed conv2 alone (the other
+  BatchNorms follow additions, so nothing else folds)."""
+  blocks = sorted({p.rsplit('/', 1)[0] for p in paths if p.endswith('/conv1')})
+  return tuple(
+      base.ChannelLink(f'{b}/conv1', f'{b}/conv2', f'{b}/bn2') for b in blocks
+  )
+
+
 MODEL = base.Model(
     name='wrn22_2',
     task='classification',
@@ -111,4 +121,5 @@ MODEL = base.Model(
     output_layer='head/kernel',
     create=WideResNet,
     default_options={'depth': 22, 'widen_factor': 2},
+    channel_links=channel_links,
 )

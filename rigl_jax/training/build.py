@@ -419,6 +419,23 @@ def _trained_model(
   return width, model, params, sparsities, base_model
 
 
+def trained_model(
+    run: ml_collections.ConfigDict,
+) -> tuple[nn.Module, dataset_specs.DatasetSpec]:
+  """(the model a resolved config trains, its data set's spec).
+
+  Raises:
+    errors.ConfigError: naming the offending key.
+  """
+  with config_lib.as_config_errors():
+    method = methods.from_config(run).for_model(
+        models.get(run.model.name).output_layer
+    )
+    spec = dataset_specs.get_spec(run.dataset)
+    _, model, *_ = _trained_model(run, spec, method)
+  return model, spec
+
+
 def build(config: ml_collections.ConfigDict) -> Setup:
   """Resolves, checks and builds everything of ``config`` that needs no data.
 
