@@ -23,7 +23,6 @@ import numpy as np
 from rigl_jax.models import base as models_base
 
 
-
 @dataclasses.dataclass
 class LayerPlan:
   """How one Dense or Conv of the shrunk model computes.
