@@ -1,7 +1,7 @@
 r"""Runs the benchmarks in one process and writes a section of RESULTS.md.
 
   python -m benchmarks.run_all [--output=benchmarks/RESULTS.md] \
-      [--sections=step_time,topology_update,selection,memory,input,end_to_end]
+      [--sections=step_time,topology_update,selection,memory,input,end_to_end,inference]
 
 The section records the machine, the library versions and the date with the
 tables; a section of the same title in the file is replaced, others are
@@ -20,6 +20,7 @@ import jax
 
 from benchmarks import end_to_end
 from benchmarks import harness
+from benchmarks import inference
 from benchmarks import input_pipeline
 from benchmarks import memory
 from benchmarks import selection
@@ -137,6 +138,14 @@ def report() -> tuple[str, list[str]]:
                   _IMAGENET_BATCH.value,
               )
           ),
+      ),
+      'inference': (
+          'Inference forms',
+          'Latency (batch 1) and throughput (batch 256) of each export form '
+          '(`rigl_jax.export.load`) against the masked dense model, '
+          'interleaved in one process, random masks (`python -m '
+          'benchmarks.inference`).',
+          inference.table,
       ),
       'end_to_end': (
           'End to end',

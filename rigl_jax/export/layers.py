@@ -77,7 +77,10 @@ def pack_condensed(kernel: np.ndarray) -> dict[str, np.ndarray]:
 
 def condensed_product(x: jax.Array, packed: dict[str, jax.Array]) -> jax.Array:
   """``x @ kernel`` from ``pack_condensed``: gather, then a row-wise sum."""
-  gathered = jnp.take(x, packed['indices'], axis=-1)  # [..., out, fan-in]
+  indices = packed['indices']
+  # One flat gather: XLA:CPU runs it a little faster than a 2-D one.
+  gathered = x.at[..., indices.reshape(-1)].get(mode='promise_in_bounds')
+  gathered = gathered.reshape(x.shape[:-1] + indices.shape)  # [..., out, k]
   return jnp.einsum('...ok,ok->...o', gathered, packed['values'])
 
 
@@ -110,7 +113,9 @@ def nm_product(x: jax.Array, packed: dict[str, jax.Array], m: int) -> jax.Array:
   """``x @ kernel`` from ``pack_nm`` (reference implementation)."""
   offsets = packed['offsets'].astype(jnp.int32)
   starts = (jnp.arange(offsets.shape[0]) * m)[:, None, None]
-  gathered = jnp.take(x, starts + offsets, axis=-1)  # [..., G, N, out]
+  flat = (starts + offsets).reshape(-1)
+  gathered = x.at[..., flat].get(mode='promise_in_bounds')
+  gathered = gathered.reshape(x.shape[:-1] + offsets.shape)  # [..., G, N, out]
   return jnp.einsum('...gno,gno->...o', gathered, packed['values'])
 
 
