@@ -33,7 +33,7 @@ def flat(x):
   return np.asarray(x).reshape(-1)
 
 
-def make_state(tx, rate=0.125, grad_coefficient=1.0):
+def make_state(tx, rate=0.25, grad_coefficient=1.0):
   method = mest.Mest(
       interval=1,
       mutation_rates=(rate, 0.0),
@@ -55,9 +55,9 @@ def test_training_starts_from_the_largest_initial_weights():
 
 
 def test_a_mutation_drops_the_lowest_scores_and_regrows_at_random():
-  """Worked by hand: m = 0.125 of 16 entries, λ = 1.
+  """Worked by hand: m = 0.25 of the 8 active weights, λ = 1.
 
-  k = floor(0.125 * 16) = 2. Scores |w| + |g| of the active 0..7: 0.9, 0.8,
+  k = floor(0.25 * 8) = 2. Scores |w| + |g| of the active 0..7: 0.9, 0.8,
   0.7, 0.6, 0.5, 0.9, 0.6, 0.2: entries 7 and 4 go (by |w| alone 7 and 6
   would). Two entries grow among the rest, whatever their gradient.
   """
@@ -123,7 +123,7 @@ def test_decay_fractions_become_steps_of_the_run():
   method = methods.from_config(config)
   # The official 90 and 120 of 160 epochs, on 1000 steps.
   assert method.decay_steps == (562, 750)
-  assert method.mutation_rates == (0.02, 0.01, 0.0)
+  assert method.mutation_rates == (0.2, 0.1, 0.0)
   # Training FLOPs: 3 f_S per step, as SET.
   assert type(method).train_flops is methods.base.SparseMethod.train_flops
 
