@@ -29,8 +29,10 @@ from typing import Any, Optional
 from absl import logging
 from etils import epath
 from flax import traverse_util
+import jax
 import numpy as np
 
+from rigl_jax import data
 from rigl_jax import errors
 from rigl_jax import models
 from rigl_jax.export import forms
@@ -299,6 +301,15 @@ def _config_of(identity: dict[str, Any]) -> Any:
       # A list where the config holds a tuple; other keys do not matter.
       if isinstance(value, list):
         config_lib.set_values(config, {key: tuple(value)})
+  # The identity leaves num_train_steps out (runs may be extended); the
+  # model does not depend on it, but methods check their step keys
+  # against it.
+  steps = [
+      v
+      for k, v in identity.items()
+      if k.endswith('_step') and isinstance(v, int)
+  ]
+  config.num_train_steps = max([config.num_train_steps, *steps]) + 1
   return config_lib.resolve(config)
 
 
@@ -308,7 +319,9 @@ def load(
   """``(apply_fn, variables)`` of an export or a workdir, in ``form``.
 
   ``apply_fn(variables, x)`` returns the logits of the masked model, to
-  float tolerance, for inputs ``x`` of the run's data set.
+  float tolerance, for inputs ``x`` as the run's data set's batches hold
+  them (MNIST: uint8 pixels); the evaluation's preprocessing (e.g. scaling
+  to [0, 1]) runs first, as in the run's evaluation.
 
   Args:
     path: a directory written by ``export_masks`` (holding meta.json), or
@@ -365,7 +378,7 @@ def load(
     )
   module_paths = sorted({key.rsplit('/', 1)[0] for key in params})
   try:
-    return forms.compact(
+    apply_fn, compacted = forms.compact(
         model,
         variables,
         masks,
@@ -376,3 +389,18 @@ def load(
     )
   except forms.FormError as e:
     raise errors.WorkdirError(f'{directory}: {e}') from None
+  return _on_data_set_inputs(apply_fn, run.dataset.name), compacted
+
+
+def _on_data_set_inputs(
+    apply_fn: forms.ApplyFn, dataset_name: str
+) -> forms.ApplyFn:
+  """``apply_fn`` on inputs as the data set's batches hold them (e.g.
+  uint8 pixels), with the evaluation's on-device preprocessing first."""
+  preprocess = data.get(dataset_name).preprocess_on_device
+
+  def on_inputs(variables: Any, inputs: Any) -> Any:
+    batch = preprocess({'inputs': inputs}, jax.random.key(0), False)
+    return apply_fn(variables, batch['inputs'])
+
+  return on_inputs
