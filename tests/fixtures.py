@@ -3,6 +3,7 @@
 import glob
 import gzip
 import io
+import json
 import os
 import struct
 import subprocess
@@ -277,3 +278,39 @@ def write_wikitext(directory, members=None) -> str:
   }
   write_zip(path, members)
   return path
+
+
+def method_config_error(method: str, key: str, value: Any) -> str:
+  """The one-line error of ``config.<method>.<key> = value`` (the method's
+  own block), as ``main`` would print it."""
+  import pytest  # pylint: disable=g-import-not-at-top
+  from rigl_jax.sparse import methods  # pylint: disable=g-import-not-at-top
+  from rigl_jax.training import config as run_config  # pylint: disable=g-import-not-at-top
+
+  config = run_config.base_config()
+  config.method = method
+  config[method][key] = value
+  with pytest.raises(run_config.ConfigError) as error:
+    with run_config.as_config_errors():
+      methods.from_config(config)
+  message = str(error.value)
+  assert '\n' not in message
+  return message
+
+
+def train_method_from_command_line(
+    workdir: str, mnist_dir: str, method: str
+) -> dict[str, Any]:
+  """results.json of ``method`` on the MNIST smoke config, trained by
+  ``python -m rigl_jax.main`` (which must exit 0)."""
+  process = run_main(
+      workdir,
+      {'method': method, 'dataset.local_dir': mnist_dir},
+      config='configs/mnist_lenet300.py:smoke',
+  )
+  assert process.returncode == 0, process.stderr[-3000:]
+  with open(os.path.join(workdir, 'results.json')) as f:
+    results = json.load(f)
+  assert np.isfinite(results['eval']['loss'])
+  assert results['topology']['method'] == method
+  return results

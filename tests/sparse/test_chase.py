@@ -1,8 +1,6 @@
 """Chase: channel removal by UMM under RigL updates, on hand-worked examples."""
 
-import json
-import os
-import subprocess
+import re
 
 import jax
 import jax.numpy as jnp
@@ -240,40 +238,16 @@ def test_a_mask_structure_is_refused_in_one_line(kind):
     ],
 )
 def test_a_bad_value_is_a_one_line_error_naming_its_key(key, value, message):
-  config = run_config.base_config()
-  config.method = 'chase'
-  config.chase[key] = value
-  with pytest.raises(
-      run_config.ConfigError, match=rf'^config\.chase\.{key}: .*{message}'
-  ) as error:
-    with run_config.as_config_errors():
-      methods.from_config(config)
-  assert '\n' not in str(error.value)
+  error = fixtures.method_config_error('chase', key, value)
+  assert re.match(rf'^config\.chase\.{key}: .*{message}', error), error
 
 
 @pytest.mark.slow
 def test_trains_from_the_command_line(tmp_path, mnist_dir):
-  workdir = str(tmp_path / 'run')
-  command = fixtures.main_command(
-      workdir,
-      {'method': 'chase', 'dataset.local_dir': mnist_dir},
-      config='configs/mnist_lenet300.py:smoke',
+  results = fixtures.train_method_from_command_line(
+      str(tmp_path / 'run'), mnist_dir, 'chase'
   )
-  process = subprocess.run(
-      command,
-      cwd=fixtures.REPO_ROOT,
-      capture_output=True,
-      text=True,
-      timeout=600,
-      env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'},
-      check=False,
-  )
-  assert process.returncode == 0, process.stderr[-3000:]
-  with open(os.path.join(workdir, 'results.json')) as f:
-    results = json.load(f)
-  assert np.isfinite(results['eval']['loss'])
   assert methods.display_name('chase') == 'Chase'
-  assert results['topology']['method'] == 'chase'
   assert results['sparsity']['overall'] == pytest.approx(0.9, abs=0.01)
   # s_c = 0.5 of Dense_0's 300 and Dense_1's 100 units by the last step.
   channels = results['sparsity']['channels']

@@ -1,8 +1,6 @@
 """GraNet: cubic pruning with drop-and-grow, on hand-worked examples."""
 
-import json
-import os
-import subprocess
+import re
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +14,6 @@ from rigl_jax.sparse import methods
 from rigl_jax.sparse import schedules
 from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse.methods import granet
-from rigl_jax.training import config as run_config
 from tests import fixtures
 
 
@@ -221,40 +218,16 @@ def test_masks_keep_their_structure(structure, sparsity):
     ],
 )
 def test_a_bad_value_is_a_one_line_error_naming_its_key(key, value, message):
-  config = run_config.base_config()
-  config.method = 'granet'
-  config.granet[key] = value
-  with pytest.raises(
-      run_config.ConfigError, match=rf'^config\.granet\.{key}: {message}'
-  ) as error:
-    with run_config.as_config_errors():
-      methods.from_config(config)
-  assert '\n' not in str(error.value)
+  error = fixtures.method_config_error('granet', key, value)
+  assert re.match(rf'^config\.granet\.{key}: {message}', error), error
 
 
 @pytest.mark.slow
 def test_trains_from_the_command_line(tmp_path, mnist_dir):
-  workdir = str(tmp_path / 'run')
-  command = fixtures.main_command(
-      workdir,
-      {'method': 'granet', 'dataset.local_dir': mnist_dir},
-      config='configs/mnist_lenet300.py:smoke',
+  results = fixtures.train_method_from_command_line(
+      str(tmp_path / 'run'), mnist_dir, 'granet'
   )
-  process = subprocess.run(
-      command,
-      cwd=fixtures.REPO_ROOT,
-      capture_output=True,
-      text=True,
-      timeout=600,
-      env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'},
-      check=False,
-  )
-  assert process.returncode == 0, process.stderr[-3000:]
-  with open(os.path.join(workdir, 'results.json')) as f:
-    results = json.load(f)
-  assert np.isfinite(results['eval']['loss'])
   assert methods.display_name('granet') == 'GraNet'
-  assert results['topology']['method'] == 'granet'
   assert results['sparsity']['overall'] == pytest.approx(0.9, abs=0.01)
   ratio = results['flops']['train_flops_ratio']
   assert results['flops']['inference_flops_ratio'] < ratio < 1.0

@@ -1,8 +1,6 @@
 """Top-KAST: forward and backward sets, exploration penalty, by hand."""
 
-import json
-import os
-import subprocess
+import re
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +13,6 @@ from rigl_jax.sparse import flops
 from rigl_jax.sparse import methods
 from rigl_jax.sparse import structure as structure_lib
 from rigl_jax.sparse.methods import top_kast
-from rigl_jax.training import config as run_config
 from tests import fixtures
 
 # One 2x4 kernel, flat indices row by row, magnitudes decreasing.
@@ -175,40 +172,16 @@ def test_sets_keep_their_structure(structure, sparsity, backward_per_group):
     ],
 )
 def test_a_bad_value_is_a_one_line_error_naming_its_key(key, value, message):
-  config = run_config.base_config()
-  config.method = 'top_kast'
-  config.top_kast[key] = value
-  with pytest.raises(
-      run_config.ConfigError, match=rf'^config\.top_kast\.{key}: {message}'
-  ) as error:
-    with run_config.as_config_errors():
-      methods.from_config(config)
-  assert '\n' not in str(error.value)
+  error = fixtures.method_config_error('top_kast', key, value)
+  assert re.match(rf'^config\.top_kast\.{key}: {message}', error), error
 
 
 @pytest.mark.slow
 def test_trains_from_the_command_line(tmp_path, mnist_dir):
-  workdir = str(tmp_path / 'run')
-  command = fixtures.main_command(
-      workdir,
-      {'method': 'top_kast', 'dataset.local_dir': mnist_dir},
-      config='configs/mnist_lenet300.py:smoke',
+  results = fixtures.train_method_from_command_line(
+      str(tmp_path / 'run'), mnist_dir, 'top_kast'
   )
-  process = subprocess.run(
-      command,
-      cwd=fixtures.REPO_ROOT,
-      capture_output=True,
-      text=True,
-      timeout=600,
-      env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'},
-      check=False,
-  )
-  assert process.returncode == 0, process.stderr[-3000:]
-  with open(os.path.join(workdir, 'results.json')) as f:
-    results = json.load(f)
-  assert np.isfinite(results['eval']['loss'])
   assert methods.display_name('top_kast') == 'Top-KAST'
-  assert results['topology']['method'] == 'top_kast'
   assert results['sparsity']['overall'] == pytest.approx(0.9, abs=0.01)
   ratio = results['flops']['train_flops_ratio']
   assert results['flops']['inference_flops_ratio'] < ratio < 1.0
