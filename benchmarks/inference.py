@@ -127,6 +127,21 @@ def _call(apply_fn, variables, x) -> Callable[[], Any]:
   return lambda: jitted(variables, x)
 
 
+def _masked_and_form(model, variables, masks, form: str, x, sparsity: float):
+  """(masked model call, ``form`` call, the form's variables) on ``x``."""
+  masked = _masked_variables(variables, masks)
+  masked_fn, _ = forms.compact(model, masked, masks, 'masked', example_input=x)
+  fn, compacted = forms.compact(
+      model,
+      masked,
+      masks,
+      form,
+      example_input=x,
+      n_m=(nm_n(sparsity), _NM_GROUP),
+  )
+  return _call(masked_fn, masked, x), _call(fn, compacted, x), compacted
+
+
 def _row_time(seconds: float, batch: int) -> str:
   if batch == 1:
     return f'{seconds * 1e3:.3f} ms'
@@ -156,21 +171,9 @@ def layer_rows(rng, repeats: int) -> list[list[str]]:
                   layer.kernel_shape, sparsity, kind, rng
               )
           }
-          masked = _masked_variables(variables, masks)
-          calls[f'masked {kind}'] = _call(
-              forms.compact(model, masked, masks, 'masked', example_input=x)[0],
-              masked,
-              x,
+          calls[f'masked {kind}'], calls[form], _ = _masked_and_form(
+              model, variables, masks, form, x, sparsity
           )
-          fn, compacted = forms.compact(
-              model,
-              masked,
-              masks,
-              form,
-              example_input=x,
-              n_m=(nm_n(sparsity), _NM_GROUP),
-          )
-          calls[form] = _call(fn, compacted, x)
           labels[form] = f'masked {kind}'
         narrow = _Single(
             layer.kernel_shape[:-1]
@@ -273,26 +276,12 @@ def model_rows(rng, repeats: int, image_size: int) -> list[list[str]]:
               for p, v in kernels.items()
               if kind != 'n_m' or _nm_ok(v.shape)
           }
-          masked = _masked_variables(variables, masks)
-          if f'masked {kind}' not in calls:
-            calls[f'masked {kind}'] = _call(
-                forms.compact(model, masked, masks, 'masked', example_input=x)[
-                    0
-                ],
-                masked,
-                x,
-            )
-          fn, compacted = forms.compact(
-              model,
-              masked,
-              masks,
-              form,
-              example_input=x,
-              n_m=(nm_n(sparsity), _NM_GROUP),
+          masked_call, form_call, compacted = _masked_and_form(
+              model, variables, masks, form, x, sparsity
           )
           if not compacted[forms.PACKED]:
             continue  # No layer of the model fits the form.
-          calls[form] = _call(fn, compacted, x)
+          calls[f'masked {kind}'], calls[form] = masked_call, form_call
           labels[form] = f'masked {kind}'
           packed[form] = f'{len(compacted[forms.PACKED])} of {len(kernels)}'
         times = _timed(calls, batch, repeats)
