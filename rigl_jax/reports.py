@@ -11,6 +11,7 @@ config's FLOPs reports (with metrics from finished runs, if given).
 import collections
 import copy
 import dataclasses
+import datetime
 import glob
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any, Optional
 from absl import logging
 import ml_collections
 
+from rigl_jax import table_provenance
 from rigl_jax.sparse import methods
 from rigl_jax.training import build
 from rigl_jax.training import identity
@@ -28,7 +30,7 @@ from rigl_jax.training import identity
 # Metrics where lower is better; the others are accuracies.
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
 _DISTRIBUTION_SUFFIXES = {
-    'uniform': '',
+    'uniform': ' (uniform)',
     'erk': ' (ERK)',
     'erdos_renyi': ' (ER)',
 }
@@ -62,11 +64,12 @@ def row_label(
     big_sparse: bool = False,
     structure: str = '',
 ) -> str:
-  """As in the paper: 'RigL', 'RigL 5x', 'RigL (ERK)', 'Big-Sparse RigL';
-  a mask structure follows the name: 'RigL 2:4', 'SET fan-in (ERK)'.
+  """As in the paper: 'RigL (uniform)', 'RigL 5x (ERK)', 'Big-Sparse RigL
+  (ERK)'; a mask structure follows the name: 'RigL 2:4 (uniform)', 'SET
+  fan-in (ERK)'.
 
-  Uniform is the unmarked distribution; the dense model has none
-  (Small-Dense keeps the one of the sparse model it is sized against).
+  The dense model has no distribution (Small-Dense keeps the one of the
+  sparse model it is sized against).
   """
   label = methods.display_name(method)
   if big_sparse:
@@ -116,12 +119,17 @@ def find_results(paths: Sequence[str]) -> list[str]:
   return sorted(files)
 
 
-def load_results(paths: Sequence[str]) -> list[dict[str, Any]]:
-  contents = []
+def load_runs(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+  """(path, contents) of every results.json found under ``paths``."""
+  runs = []
   for path in find_results(paths):
     with open(path, encoding='utf-8') as f:
-      contents.append(json.load(f))
-  return contents
+      runs.append((path, json.load(f)))
+  return runs
+
+
+def load_results(paths: Sequence[str]) -> list[dict[str, Any]]:
+  return [result for _, result in load_runs(paths)]
 
 
 def default_metric(results: Sequence[dict[str, Any]]) -> str:
@@ -373,6 +381,8 @@ def _format_metric(cell: Optional[Cell], metric: str) -> str:
   if cell is None or not cell.metric:
     return '-'
   scale, digits = (100.0, 2) if metric == 'accuracy' else (1.0, 3)
+  if len(cell.metric) == 1:  # No spread to give.
+    return f'{cell.mean * scale:.{digits}f} (n=1)'
   return (
       f'{cell.mean * scale:.{digits}f} ± {cell.std * scale:.{digits}f} '
       f'({len(cell.metric)})'
@@ -513,10 +523,26 @@ def plot_metric_vs_train_flops(
 
 
 def write_report(
-    paths: Sequence[str], output_dir: str, metric: str = '', title: str = ''
+    paths: Sequence[str],
+    output_dir: str,
+    metric: str = '',
+    title: str = '',
+    command: str = '',
 ) -> str:
-  """Writes table.md and (with matplotlib) the plots; returns the table."""
-  results = load_results(paths)
+  """Writes table.md and (with matplotlib) the plots; returns the table.
+
+  Args:
+    paths: results.json files or directories holding them.
+    output_dir: where table.md and the plots go.
+    metric: the eval metric (default: ``default_metric``).
+    title: the table's and plots' title.
+    command: the command line that made the report, recorded in the
+      table's provenance section (default: this function's call).
+  """
+  runs = load_runs(paths)
+  results = [result for _, result in runs]
+  command = command or f'reports.write_report({list(paths)!r}, ...)'
+  today = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
   metric = metric or default_metric(results)
   table = table_from_results(results, metric)
   os.makedirs(output_dir, exist_ok=True)
@@ -528,8 +554,9 @@ def write_report(
     f.write(
         f'{metric}: mean ± sample std over seeds (number of runs); '
         f'{better} is better. FLOPs relative to the dense model (train: '
-        'dense at the 1x schedule).\n\n' + text + '\n'
+        'dense at the 1x schedule).\n\n' + text + '\n\n'
     )
+    f.write(table_provenance.section(runs, command, today))
   plt = pyplot()
   if plt is None:
     print(

@@ -19,6 +19,8 @@ the table is written.
 """
 
 from collections.abc import Sequence
+import shlex
+import sys
 
 from absl import app
 from absl import flags
@@ -43,7 +45,11 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError('usage: report.py --output_dir=DIR SWEEP_DIR...')
   print(
       reports.write_report(
-          argv[1:], _OUTPUT_DIR.value, _METRIC.value, _TITLE.value
+          argv[1:],
+          _OUTPUT_DIR.value,
+          _METRIC.value,
+          _TITLE.value,
+          command='python ' + shlex.join(sys.argv),
       )
   )
 

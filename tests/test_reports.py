@@ -73,7 +73,12 @@ def test_means_stds_and_layout(sweep, tmp_path):
       'FLOPs (Train) @ 0.95 | FLOPs (Test) @ 0.95 |'
   )
   rows = {line.split(' | ')[0][2:]: line for line in lines[2:]}
-  assert list(rows) == ['Dense', 'Static', 'RigL (ERK)', 'RigL 5x (ERK)']
+  assert list(rows) == [
+      'Dense',
+      'Static (uniform)',
+      'RigL (ERK)',
+      'RigL 5x (ERK)',
+  ]
   dense_std = statistics.stdev([98.0, 97.0, 96.0])
   # Dense has no sparsity: its numbers fill every sparsity group.
   assert rows['Dense'] == (
@@ -83,9 +88,9 @@ def test_means_stds_and_layout(sweep, tmp_path):
   rigl_std = statistics.stdev([95.0, 93.0])
   assert rows['RigL (ERK)'] == (
       f'| RigL (ERK) | 94.00 ± {rigl_std:.2f} (2) | 0.20x | 0.10x | '
-      '90.00 ± 0.00 (1) | 0.10x | 0.05x |'
+      '90.00 (n=1) | 0.10x | 0.05x |'
   )
-  assert rows['Static'].endswith('| - | - | - |')
+  assert rows['Static (uniform)'].endswith('| - | - | - |')
   out = tmp_path / 'out'
   assert sorted(os.listdir(out)) == [
       'metric_vs_sparsity.png',
@@ -120,7 +125,8 @@ def test_language_model_metric_is_bits_per_char(tmp_path):
   )
   text = reports.write_report([str(tmp_path / 'lm')], str(tmp_path / 'out'))
   assert 'bits_per_char @ 0.75' in text
-  assert '| RigL | 1.443 ± 0.000 (1) | 0.30x | 0.25x |' in text
+  # One seed: its value and n=1, no spread.
+  assert '| RigL (uniform) | 1.443 (n=1) | 0.30x | 0.25x |' in text
 
 
 def test_no_results_is_a_clear_error(tmp_path):
@@ -184,8 +190,8 @@ def test_small_dense_rows_keep_their_distribution_and_big_sparse_is_named(
   table = reports.table_from_results(
       reports.load_results([str(root)]), 'accuracy'
   )
-  assert 'Small-Dense' in table and 'Small-Dense (ERK)' in table
-  assert 'Big-Sparse RigL' in table
+  assert 'Small-Dense (uniform)' in table and 'Small-Dense (ERK)' in table
+  assert 'Big-Sparse RigL (uniform)' in table
 
 
 def test_duplicate_seeds_are_reported(tmp_path, caplog):
@@ -220,5 +226,35 @@ def test_mask_structures_name_their_rows(tmp_path):
   table = reports.table_from_results(
       reports.load_results([str(tmp_path)]), 'accuracy'
   )
-  assert sorted(table) == ['RigL', 'RigL 2:4', 'SET fan-in (ERK)']
-  assert table['RigL 2:4'][0.5].metric == (0.8, 0.8)
+  assert sorted(table) == [
+      'RigL (uniform)',
+      'RigL 2:4 (uniform)',
+      'SET fan-in (ERK)',
+  ]
+  assert table['RigL 2:4 (uniform)'][0.5].metric == (0.8, 0.8)
+
+
+def test_tables_end_with_their_runs_provenance(sweep, tmp_path):
+  recorded = sweep / 'rigl9_0' / 'results.json'
+  result = json.loads(recorded.read_text())
+  result['provenance'] = {
+      'git_commit': 'abcdef0123456789abcdef',
+      'date': '2026-01-02T03:04:05+00:00',
+      'versions': {'rigl_jax': '0.1.0', 'jax': '0.10.2', 'optax': None},
+      'device_kind': 'cpu',
+  }
+  recorded.write_text(json.dumps(result))
+  out = tmp_path / 'out'
+  reports.write_report(
+      [str(sweep)], str(out), command='python scripts/report.py X'
+  )
+  table = (out / 'table.md').read_text()
+  provenance = table[table.index('### Provenance') :].splitlines()
+  assert provenance[2].startswith('- Table: `python scripts/report.py X`, ')
+  # Eight runs; the fabricated ones record nothing, and say so.
+  assert provenance[3].startswith('- Runs: 8, finished 2026-01-02 to ')
+  assert provenance[4] == (
+      '- rigl_jax commit (runs): abcdef012345 (1), not recorded (7).'
+  )
+  assert provenance[5] == '- Packages (runs): jax 0.10.2 (1); optax absent (1).'
+  assert provenance[6] == '- Devices (runs): cpu (1), not recorded (7).'

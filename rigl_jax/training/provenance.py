@@ -1,5 +1,6 @@
-"""What produced a result: package versions, devices, the code's commit."""
+"""What produced a result: package versions, devices, the code's commit, when."""
 
+import datetime
 import importlib.metadata
 import os
 import platform
@@ -41,7 +42,7 @@ def git_commit() -> Optional[str]:
 
 
 def describe() -> dict[str, Any]:
-  """JSON-able: versions, Python, the devices and the git commit."""
+  """JSON-able: versions, Python, the devices, the git commit, the UTC date."""
   devices = jax.devices()
   return {
       'versions': {p: _version(p) for p in _PACKAGES},
@@ -49,4 +50,7 @@ def describe() -> dict[str, Any]:
       'platform': devices[0].platform,
       'device_kind': devices[0].device_kind,
       'git_commit': git_commit(),
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec='seconds'
+      ),
   }
