@@ -19,7 +19,9 @@ Values the paper does not state, and their source:
 
 The paper's Big-Sparse model (Figure 3-right) is
 ``--config.model.width=1.98 --config.sparsity=0.75`` with its FLOPs
-compared with the width-1 dense model (``model.reference_width=1.0``).
+compared with the width-1 dense model (``model.reference_width=1.0``,
+which changes only the reported ratios: the model trains with the
+per-layer sparsities of its own layers, as in the reference code).
 
   python -m rigl_jax.main --config=configs/imagenet_mobilenet_v1.py \
       --workdir=gs://BUCKET/mbv1 --config.dataset.tfds_data_dir=DIR

@@ -183,24 +183,6 @@ def get_sparsities(
   )
 
 
-def _layer_sparsities(
-    run: ml_collections.ConfigDict,
-    spec: dataset_specs.DatasetSpec,
-    params: Any,
-) -> Any:
-  """Per-layer sparsities; with a reference width, those of that model.
-
-  A Big-Sparse model (the paper's MobileNet v1 at width 1.98) keeps the
-  per-layer sparsities of the width-1 model, as the reference computed its
-  FLOPs; under 'uniform' it makes no difference.
-  """
-  width = _reference_width(run)
-  if width is None:
-    return get_sparsities(run, params)
-  reference = abstract_variables(create_model(run, spec, width), spec)
-  return get_sparsities(run, reference['params'])
-
-
 def _sparse_model_size(
     run: ml_collections.ConfigDict, params: Any, rules: Any
 ) -> methods.base.SparseModelSize:
@@ -399,7 +381,7 @@ def _trained_model(
   base_model = create_model(run, spec, run.model.width)
   base_params = abstract_variables(base_model, spec)['params']
   sparsities = _structured_sparsities(
-      method.structure, _layer_sparsities(run, spec, base_params), base_params
+      method.structure, get_sparsities(run, base_params), base_params
   )
   _check_sparse_layers(method, sparsities, base_params)
   width = method.model_width(

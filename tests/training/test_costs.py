@@ -321,7 +321,11 @@ def test_small_dense_widths_of_the_paper(name, sparsity, width, flops_ratio):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    'distribution,ratio', [('uniform', 0.98), ('erk', 1.91)]
+    # The paper's 1.91x ERK counts the width-1 model's per-layer sparsities
+    # (its notebook); the wider model trains, as in the reference code, with
+    # ERK of its own layers.
+    'distribution,ratio',
+    [('uniform', 0.98), ('erk', 1.83)],
 )
 def test_big_sparse_compares_with_the_width_one_dense_model(
     distribution, ratio
@@ -472,14 +476,14 @@ def test_table_layout(tmp_path):
   assert labels == [
       'Dense',
       'Dense 5x',
-      'RigL',
-      'RigL 5x',
+      'RigL (uniform)',
+      'RigL 5x (uniform)',
       'RigL (ERK)',
       'RigL 5x (ERK)',
   ]
   assert lines[2] == ('| Dense | - | 1.00x | 1.00x | - | 1.00x | 1.00x |')
   assert lines[3].startswith('| Dense 5x | - | 5.00x | 1.00x |')
   assert lines[6] == (
-      '| RigL (ERK) | - | 0.20x | 0.20x | 98.33 ± 0.00 (1) | ' '0.10x | 0.10x |'
+      '| RigL (ERK) | - | 0.20x | 0.20x | 98.33 (n=1) | 0.10x | 0.10x |'
   )
   assert lines[-1].startswith('Dense (1x): 1.92e+12 training FLOPs')

@@ -42,6 +42,17 @@ class RigL(drop_and_grow.DropAndGrowMethod):
   unless ``skip_optimizer`` is set to False. Grown connections may also
   start from the dense gradient ('grad_scale') or its sign ('grad_sign'),
   as in the reference's ``SparseRigLOptimizerBase.get_grow_tensor``.
+
+  Step accounting differs from the reference. Here an update step is a
+  training step: it advances the step count, the data and the
+  learning-rate schedule without an optimizer step, so N steps with U
+  updates make N - U optimizer steps. In the reference
+  (``SparseRigLOptimizerBase.apply_gradients``) the update branch of its
+  ``tf.cond`` does not call the optimizer, so the global step does not
+  advance: N optimizer steps take N + U iterations, and its learning-rate
+  boundaries count optimizer steps only. With ΔT = 100 until T_end, U is 1%
+  of the steps before T_end (750 for WRN-22-2's T_end = 75,000), so here
+  each boundary before T_end comes after up to 1% fewer optimizer steps.
   """
 
   name = 'rigl'
