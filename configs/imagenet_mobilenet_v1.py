@@ -10,8 +10,11 @@ convolution stay dense under every distribution.
 Values the paper does not state, and their source:
 - depthwise kernels dense and not regularized: reference code
   (mobilenetv1_model.py builds them unmasked, without a regularizer);
-- warm-up of 8 epochs and boundaries at epochs 40, 75, 95: guess (the
-  paper gives only the 5x multiplier of its ResNet-50 recipe);
+- warm-up of 8 epochs and boundaries at epochs 40, 75, 95: the reference
+  code's MobileNet schedule exactly (imagenet_train_eval.py, LR_SCHEDULE
+  ``[(1.0, 8), (0.1, 40), (0.01, 75), (0.001, 95), (.0003, 120)]``, every
+  epoch times the multiplier; its epoch-120 step lies past the end of
+  training at any multiplier, since 32,000 steps are about 100 epochs);
 - Small-Dense sized against an ERK model whose depthwise kernels are sparse
   too (``small_dense.layer_sparsity``): the reference's counting notebook,
   whose widths (0.47 / 0.353 / 0.285 / 0.204 at 75 / 85 / 90 / 95%) this
