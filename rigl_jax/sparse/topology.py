@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rigl_jax.sparse import opt_statistics
 from rigl_jax.sparse import tree_paths
 from rigl_jax.sparse.tree_paths import PyTree
 
@@ -167,39 +168,22 @@ def grown_entries(old_masks: PyTree, new_masks: PyTree) -> PyTree:
   )
 
 
-def _param_positions(
-    tx: optax.GradientTransformation, opt_state: optax.OptState
-) -> optax.OptState:
-  """``opt_state``'s structure, True at its param-shaped leaves."""
-  return optax.tree_utils.tree_map_params(
-      tx,
-      lambda _: True,
-      opt_state,
-      transform_non_params=lambda _: False,
-  )
-
-
 def keep_counters(
-    tx: optax.GradientTransformation,
-    kept_state: optax.OptState,
-    stepped_state: optax.OptState,
+    masks: PyTree, kept_state: optax.OptState, stepped_state: optax.OptState
 ) -> optax.OptState:
-  """``kept_state``'s param-shaped leaves, ``stepped_state``'s other leaves.
+  """``kept_state``'s per-parameter statistics, ``stepped_state``'s others.
 
   A step that skips the optimizer (RigL's update steps) keeps its
   statistics, but step counters (schedules' ``count``) advance as on any
-  step, so a user's optax schedule follows the training step.
+  step, so a user's optax schedule follows the training step. ``masks``
+  gives the params' layout.
   """
-  return jax.tree.map(
-      lambda is_param, kept, stepped: kept if is_param else stepped,
-      _param_positions(tx, kept_state),
-      kept_state,
-      stepped_state,
+  return opt_statistics.keep_statistics(
+      kept_state, stepped_state, opt_statistics.template(masks)
   )
 
 
 def apply_new_masks(
-    tx: optax.GradientTransformation,
     params: PyTree,
     opt_state: optax.OptState,
     old_masks: PyTree,
@@ -208,9 +192,10 @@ def apply_new_masks(
   """Zeroes dropped weights and resets the optimizer state of changed entries.
 
   Params are zeroed where ``new_masks`` are off. Every param-shaped
-  optimizer leaf (momentum, Adam moments, Adagrad accumulators, a custom
-  transformation's state) is kept only at entries active before and after
-  the update and zeroed elsewhere: a grown entry starts with zero weight
+  optimizer statistic (momentum, Adam moments, Adagrad accumulators, a
+  custom transformation's state; ``opt_statistics`` says how they are
+  found) is kept only at entries active before and after the update and
+  zeroed elsewhere: a grown entry starts with zero weight
   and zero state, whatever value the optimizer initialized it with, and
   inactive entries hold no state. An entry active before and after an
   update, even one dropped and grown back in it, keeps both.
@@ -228,18 +213,7 @@ def apply_new_masks(
       new_masks,
       is_leaf=tree_paths.is_none,
   )
-  kept_or_dense = jax.tree.map(
-      lambda m: 'dense' if m is None else m, kept, is_leaf=tree_paths.is_none
-  )
-
-  def reset(state_leaf, keep):
-    if isinstance(keep, str):
-      return state_leaf
-    return jnp.where(keep, state_leaf, jnp.zeros_like(state_leaf))
-
-  opt_state = optax.tree_utils.tree_map_params(
-      tx, reset, opt_state, kept_or_dense
-  )
+  opt_state = opt_statistics.reset(opt_state, opt_statistics.template(kept))
   return params, opt_state
 
 

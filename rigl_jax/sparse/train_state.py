@@ -151,9 +151,11 @@ class TrainState(flax_train_state.TrainState):
       )
       if method.skip_optimizer_step:
         params = self.params
-        opt_state = topology.keep_counters(self.tx, self.opt_state, opt_state)
+        opt_state = topology.keep_counters(
+            self.masks, self.opt_state, opt_state
+        )
       params, opt_state = topology.apply_new_masks(
-          self.tx, params, opt_state, self.masks, new_masks
+          params, opt_state, self.masks, new_masks
       )
       params = method.init_grown(
           jax.random.fold_in(topology_rng, 1),

@@ -57,7 +57,7 @@ def test_apply_new_masks_zeroes_dropped_weights_and_changed_state():
       masks={'w': jnp.ones(4, bool), 'b': None},
   )
   new = {'w': jnp.array([False, True, True, True]), 'b': None}
-  p2, s2 = topology.apply_new_masks(tx, params, state, old, new)
+  p2, s2 = topology.apply_new_masks(params, state, old, new)
   np.testing.assert_array_equal(p2['w'], [0.0, 2.0, 3.0, 0.0])
   np.testing.assert_array_equal(p2['b'], params['b'])
   adam_state = s2[1][0]
@@ -96,7 +96,7 @@ def test_grown_entries_start_with_zero_state_whatever_its_initial_value(
   old = {'w': jnp.array([True, True, False, False])}
   new = {'w': jnp.array([False, True, True, False])}
   state = tx.init(params)
-  _, state = topology.apply_new_masks(tx, params, state, old, new)
+  _, state = topology.apply_new_masks(params, state, old, new)
   (leaf,) = [
       x for x in jax.tree.leaves(state) if getattr(x, 'shape', None) == (4,)
   ]
