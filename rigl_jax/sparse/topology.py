@@ -206,7 +206,7 @@ def apply_new_masks(
       params,
       is_leaf=tree_paths.is_none,
   )
-  # tree_map_params needs a leaf at every param position: None marks dense.
+  # Entries active before and after the update keep their statistics.
   kept = jax.tree.map(
       lambda old, new: None if new is None else old & new,
       old_masks,
