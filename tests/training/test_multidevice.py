@@ -84,8 +84,11 @@ def test_two_devices_run_many_steps_between_host_syncs(tmp_path, mnist_dir):
       'XLA_FLAGS': os.environ['XLA_FLAGS']
       + ' --xla_force_host_platform_device_count=2'
   }
+  # The deadlock this guards against aborts within a minute (XLA's 40 s
+  # rendezvous timeout); the run itself took 250 s alone on a slow 2-core
+  # machine, and more beside another test.
   process = fixtures.run_main(
-      str(tmp_path), {**overrides, 'method': 'rigl'}, env=env, timeout=300
+      str(tmp_path), {**overrides, 'method': 'rigl'}, env=env, timeout=900
   )
   assert process.returncode == 0, process.stderr[-3000:]
   with open(tmp_path / 'results.json') as f:
