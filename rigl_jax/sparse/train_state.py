@@ -15,12 +15,39 @@ from flax.training import train_state as flax_train_state
 import jax
 import optax
 
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import methods as methods_lib
+from rigl_jax.sparse import sparsity_tree
 from rigl_jax.sparse import topology
 from rigl_jax.sparse import topology_stats as topology_stats_lib
 from rigl_jax.sparse import transforms
 from rigl_jax.sparse.tree_paths import PyTree
+
+
+def _check_update_runs(
+    tx: optax.GradientTransformationExtraArgs,
+    opt_state: PyTree,
+    params: PyTree,
+    masks: PyTree,
+) -> None:
+  """Traces one update (no compilation) so that an optimizer the step
+  cannot drive fails at ``create``, by name, not at the first step."""
+  try:
+    jax.eval_shape(
+        lambda: tx.update(params, opt_state, params, masks=masks, step=0)
+    )
+  except (TypeError, ValueError, AttributeError) as e:
+    cause = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise checks.InvalidArgument(
+        'tx',
+        f'its update fails on the params ({type(e).__name__}: {cause}). '
+        'apply_gradients passes the params, the masks and the step only: '
+        'optimizers that need the loss at each update (optax.lbfgs, '
+        'polyak_sgd, contrib.sophia, contrib.momo, '
+        'contrib.reduce_on_plateau) or their own params layout '
+        '(optax.lookahead) cannot train a sparse TrainState',
+    ) from e
 
 
 class TrainState(flax_train_state.TrainState):
@@ -75,22 +102,31 @@ class TrainState(flax_train_state.TrainState):
       tx: any optax optimizer; it is wrapped by
         ``transforms.sparse_optimizer`` so inactive weights stay zero.
       method: the sparse training method.
-      sparsities: per-leaf sparsities from ``get_sparsities``.
+      sparsities: per-leaf sparsities from ``get_sparsities``, or a tree of
+        ``params``' structure with None for dense leaves and a sparsity in
+        [0, 1) for sparse ones.
       rng: key for the initial masks and the method's random choices.
       apply_fn: usually ``model.apply``, for the caller's own use.
       batch_stats: BatchNorm statistics, if the model has them.
       **kwargs: fields of a subclass.
+
+    Raises:
+      checks.InvalidArgument: naming 'sparsities' and the first bad leaf,
+        or 'tx' for an optimizer that cannot train masked params.
     """
+    sparsity_tree.check(params, sparsities)
     mask_rng, rng = jax.random.split(rng)
     masks = method.init_masks(mask_rng, params, sparsities)
     sparse_params = masks_lib.apply_masks(params, masks)
     sparse_tx = transforms.sparse_optimizer(tx)
+    opt_state = sparse_tx.init(sparse_params)
+    _check_update_runs(sparse_tx, opt_state, sparse_params, masks)
     return cls(
         step=jax.numpy.zeros((), jax.numpy.int32),
         apply_fn=apply_fn,
         params=sparse_params,
         masks=masks,
-        opt_state=sparse_tx.init(sparse_params),
+        opt_state=opt_state,
         method_state=method.init_state(params, masks, sparsities),
         rng=rng,
         topology_stats=topology_stats_lib.TopologyStats.create(masks),

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import rigl_jax
+from rigl_jax.sparse import checks
 from rigl_jax.sparse import methods
 from rigl_jax.sparse import schedules
 
@@ -86,3 +87,29 @@ def test_rigl_keeps_density_and_moves_masks(name):
   )
   for leaf in jax.tree.leaves(state.params):
     assert bool(jnp.isfinite(leaf).all())
+
+
+REFUSED = {
+    'lookahead': lambda: optax.lookahead(optax.adam(1e-2), 5, 0.5),
+    'lbfgs': optax.lbfgs,
+    'polyak_sgd': optax.polyak_sgd,
+    'reduce_on_plateau': lambda: optax.chain(
+        optax.adam(1e-2), optax.contrib.reduce_on_plateau()
+    ),
+}
+
+
+@pytest.mark.parametrize('name', sorted(REFUSED))
+def test_an_optimizer_the_step_cannot_drive_is_refused_at_create(name):
+  params = _params()
+  with pytest.raises(
+      checks.InvalidArgument, match='cannot train a sparse'
+  ) as e:
+    rigl_jax.TrainState.create(
+        params=params,
+        tx=REFUSED[name](),
+        method=methods.static.Static(),
+        sparsities=rigl_jax.get_sparsities(params, 0.8, 'uniform'),
+        rng=jax.random.key(1),
+    )
+  assert e.value.name == 'tx'
