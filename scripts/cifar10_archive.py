@@ -19,6 +19,7 @@ import sys
 import tarfile
 import zipfile
 import zlib
+from typing import NoReturn
 
 MANIFEST = 'MANIFEST.json'
 
@@ -74,10 +75,24 @@ def _reader(data: bytes) -> io.BytesIO:
   return io.BytesIO(data)
 
 
+def _fail(message: str, exit_code: int) -> NoReturn:
+  """One line on stderr and an exit, as the other command lines."""
+  print(f'cifar10_archive: {" ".join(message.split())}', file=sys.stderr)
+  sys.exit(exit_code)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) != 4 or argv[1] not in ('pack', 'unpack'):
-    sys.exit(__doc__)
-  (pack if argv[1] == 'pack' else unpack)(argv[2], argv[3])
+    _fail(
+        'usage: python scripts/cifar10_archive.py pack ZIP TAR | unpack TAR '
+        'ZIP',
+        2,
+    )
+  try:
+    (pack if argv[1] == 'pack' else unpack)(argv[2], argv[3])
+  except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile) as e:
+    # A missing or damaged archive: which one, and why.
+    _fail(f'{argv[1]} {argv[2]}: {type(e).__name__}: {e}', 1)
   print(f'{argv[1]}ed {argv[2]} into {argv[3]}')
 
 

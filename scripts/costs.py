@@ -10,13 +10,12 @@ traced on shapes only):
 """
 
 import json
-import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from rigl_jax import errors
+from rigl_jax import command_line
 from rigl_jax.training import build
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -30,15 +29,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  try:
-    report = build.flops_report(_CONFIG.value)
-  except errors.RunError as e:
-    # As rigl_jax.main: one readable line for a bad config.
-    print(f'costs: {type(e).__name__}: {e}', file=sys.stderr)
-    sys.exit(1)
-  print(json.dumps(report, indent=2))
+  print(json.dumps(build.flops_report(_CONFIG.value), indent=2))
 
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  # As rigl_jax.main: a bad flag or config is one line.
+  command_line.run(main, 'costs')

@@ -8,7 +8,8 @@ chosen among zeros, i.e. by the tie-breaking rule. Weights grown into such
 connections stay exactly zero, so the next update's drop meets ties too.
 This trains the config with its method (RigL by default) and prints, per
 layer, how many updates kept or grew entries chosen among ties, and how
-many entries were chosen that way.
+many entries were chosen that way. ``--config`` is required, and
+``--config.dataset.local_dir`` must hold MNIST's IDX files:
 
   python scripts/count_tied_growth.py --config=configs/mnist_lenet300.py \
       --config.dataset.local_dir=../shared/data/mnist --config.sparsity=0.98
@@ -17,11 +18,14 @@ many entries were chosen that way.
 import json
 
 from absl import app
+from absl import flags
 import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from rigl_jax import command_line
+from rigl_jax import errors
 from rigl_jax.data import mnist
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import topology
@@ -73,11 +77,24 @@ def tied_choices(state, grads):
   )
 
 
+def _mnist_dir(setup: build.Setup) -> str:
+  """The IDX files' directory: the script reads MNIST from files only."""
+  dataset = setup.resolved['dataset']
+  if dataset['name'] != 'mnist' or not dataset['local_dir']:
+    raise errors.FlagError(
+        'it trains on MNIST read from IDX files: give '
+        '--config.dataset.local_dir=DIR (got dataset '
+        f'{dataset["name"]!r}, local_dir {dataset["local_dir"]!r})'
+    )
+  return dataset['local_dir']
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   setup = build.build(_CONFIG.value)
   seed, batch_size = setup.seed, setup.data.batch_size
-  train = mnist.load_idx_split(setup.resolved['dataset']['local_dir'], 'train')
+  train = mnist.load_idx_split(_mnist_dir(setup), 'train')
   images = jnp.asarray(train['inputs'])
   labels = jnp.asarray(train['labels'])
   params = setup.model.init(
@@ -143,4 +160,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  flags.mark_flags_as_required(['config'])
+  command_line.run(main, 'count_tied_growth')

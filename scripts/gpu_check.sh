@@ -34,17 +34,28 @@ out=${OUT:-/tmp/gpu_check}
 wheels=''
 cifar_dir=''
 cifar_archive=''
+# fail MESSAGE [STATUS]: one line on stderr, as the other command lines.
+fail() { echo "gpu_check.sh: $1" >&2; exit "${2:-2}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) smoke=1 ;;
-    --out) out=$2; shift ;;
-    --wheels) wheels=$2; shift ;;
-    --cifar_dir) cifar_dir=$2; shift ;;
-    --cifar_archive) cifar_archive=$2; shift ;;
-    *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
+    --smoke) smoke=1; shift; continue ;;
+    --out | --wheels | --cifar_dir | --cifar_archive)
+      [ $# -ge 2 ] || fail "$1 needs a value" ;;
+    *) fail "unknown argument $1" ;;
   esac
-  shift
+  case "$1" in
+    --out) out=$2 ;;
+    --wheels) wheels=$2 ;;
+    --cifar_dir) cifar_dir=$2 ;;
+    --cifar_archive) cifar_archive=$2 ;;
+  esac
+  shift 2
 done
+# Missing inputs stop the check now, not inside its first part.
+[ -z "$wheels" ] || [ -d "$wheels" ] ||
+  fail "--wheels $wheels: no such directory" 1
+[ -z "$cifar_archive" ] || [ -f "$cifar_archive" ] ||
+  fail "--cifar_archive $cifar_archive: no such file" 1
 # Paths given are relative to where the script is called from; the parts
 # run in the repository's root.
 out=$(realpath -m "$out")

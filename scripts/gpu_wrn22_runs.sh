@@ -18,12 +18,20 @@
 #   OUT_DIR/runs.tar.xz.aa, .ab, ... (15 MiB pieces) and each run's eval
 #   history to OUT_DIR/progress.md.
 set -uo pipefail
-[ $# -ge 3 ] || { sed -n 2,21p "$0"; exit 2; }
+# fail MESSAGE [STATUS]: one line on stderr, as the other command lines.
+fail() { echo "gpu_wrn22_runs.sh: $1" >&2; exit "${2:-2}"; }
+[ $# -ge 3 ] || fail "usage: bash scripts/gpu_wrn22_runs.sh SECONDS ROOT \
+OUT_DIR [PACKED_PARTS...] (see the comment at its top)"
+[[ $1 =~ ^[0-9]+([.][0-9]*)?$ ]] ||
+  fail "SECONDS must be a number of seconds, got '$1'"
 # Paths are relative to where the script is called from.
 seconds=$1 root=$(realpath -m "$2") out=$(realpath -m "$3")
 shift 3
 parts=()
-for part in "$@"; do parts+=("$(realpath -m "$part")"); done
+for part in "$@"; do
+  [ -f "$part" ] || fail "$part: no such file (a packed part)" 1
+  parts+=("$(realpath -m "$part")")
+done
 cifar_dir=$(realpath -m "${CIFAR_DIR:-$(dirname "$0")/../../shared/data/cifar10}")
 cd "$(dirname "$0")/.." || exit
 python=${PYTHON:-python3}

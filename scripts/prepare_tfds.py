@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from absl import app
 from absl import flags
 
+from rigl_jax import command_line
+from rigl_jax import errors
 from rigl_jax.data import tfds_source
 
 _DATASET = flags.DEFINE_string(
@@ -35,11 +37,18 @@ flags.mark_flag_as_required('dataset')
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  data_dir = tfds_source.prepare(
-      _DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value
-  )
+  tfds = tfds_source.import_tfds()
+  try:
+    data_dir = tfds_source.prepare(
+        _DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value
+    )
+  except tfds.core.DatasetNotFoundError:
+    raise errors.FlagError(
+        f'--dataset={_DATASET.value}: TFDS has no such data set (e.g. '
+        'mnist, cifar10, tiny_shakespeare, imagenet2012, or wikitext103)'
+    ) from None
   print(f'{_DATASET.value}: prepared in {data_dir}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  command_line.run(main, 'prepare_tfds')

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from typing import NoReturn
 
 # The metric lines of the run's log: '[STEP] eval/loss=..., eval/accuracy=...'.
 _METRICS = re.compile(r'\] \[(\d+)\] (.*)$')
@@ -52,26 +53,49 @@ def _latest_checkpoint(workdir: str) -> int:
 def row(workdir: str) -> list[str]:
   results_path = os.path.join(workdir, 'results.json')
   evals, speed = _log_metrics(os.path.join(workdir, 'log.txt'))
-  finished = os.path.exists(results_path)
-  if finished:
-    with open(results_path) as f:
-      results = json.load(f)
-    evals = {e['step']: e['accuracy'] for e in results['history']['eval']}
-    speed = results['steps_per_second']
+  finished = 'no'
+  if os.path.exists(results_path):
+    try:
+      with open(results_path, encoding='utf-8') as f:
+        results = json.load(f)
+      final_evals = {
+          e['step']: e['accuracy'] for e in results['history']['eval']
+      }
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      # Named, and the log read instead; the run's command, run again,
+      # writes it again from the last checkpoint.
+      print(
+          f'run_progress: {results_path}: cannot be read '
+          f'({type(e).__name__}: {e})',
+          file=sys.stderr,
+      )
+      finished = 'results.json unreadable'
+    else:
+      finished, evals = 'yes', final_evals
+      # None when the session only evaluated (results.json rewritten).
+      speed = results.get('steps_per_second') or speed
   history = ', '.join(f'{s}: {a:.4f}' for s, a in sorted(evals.items()))
   return [
       os.path.basename(workdir),
-      'yes' if finished else 'no',
+      finished,
       str(_latest_checkpoint(workdir)),
       f'{speed:.1f}',
       history or '-',
   ]
 
 
+def _fail(message: str, exit_code: int) -> NoReturn:
+  """One line on stderr and an exit, as the other command lines."""
+  print(f'run_progress: {message}', file=sys.stderr)
+  sys.exit(exit_code)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) != 2:
-    sys.exit(__doc__)
+    _fail('usage: python scripts/run_progress.py ROOT/EXPERIMENT', 2)
   root = argv[1]
+  if not os.path.isdir(root):
+    _fail(f'{root}: no such directory', 1)
   rows = [
       row(os.path.join(root, name))
       for name in sorted(os.listdir(root))

@@ -45,6 +45,7 @@ import numpy as np
 import optax
 
 from rigl_jax import analysis
+from rigl_jax import command_line
 from rigl_jax import reports
 from rigl_jax.training import build
 from rigl_jax.training import config as config_lib
@@ -368,4 +369,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'root', 'output_dir'])
-  app.run(main)
+  command_line.run(main, 'sparse_landscape')

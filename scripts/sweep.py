@@ -33,9 +33,13 @@ Every run gets its own workdir under ``--root``, named by its overrides.
       --root=/shared/sweeps --status [--backend=slurm]
 
 ``--set=key=value`` adds an override to every run; ``--only=key=value``
-keeps the runs with that override. The logic lives in ``rigl_jax.sweeps``
+keeps the runs with that override (one that keeps none is an error listing
+the values the key takes). The logic lives in ``rigl_jax.sweeps``
 and ``rigl_jax.launch``. With ``--run`` a failed run does not stop the
 others; the failures are listed at the end and the exit code is 1.
+SIGTERM, Ctrl-C or SIGHUP to the sweep goes on to the running runs: each
+writes a checkpoint and stops, no other run starts, and the sweep exits 75
+(the same command continues it); a second signal aborts the runs.
 """
 
 import collections
@@ -49,6 +53,7 @@ from typing import NoReturn
 from absl import app
 from absl import flags
 
+from rigl_jax import command_line
 from rigl_jax import sweeps
 from rigl_jax.launch import run_status
 from rigl_jax.launch import slurm
@@ -231,8 +236,8 @@ def main(argv: Sequence[str]) -> None:
   runs = sweeps.expand(
       argv[1],
       _ROOT.value,
-      sweeps.parse_pairs(_SET.value),
-      sweeps.parse_pairs(_ONLY.value),
+      sweeps.parse_pairs(_SET.value, '--set'),
+      sweeps.parse_pairs(_ONLY.value, '--only'),
   )
   if _MAX_RUNS.value:
     runs = runs[: _MAX_RUNS.value]
@@ -259,4 +264,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  command_line.run(main, 'sweep.py')

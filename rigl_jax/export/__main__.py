@@ -5,17 +5,17 @@ r"""Writes a run's masks and masked params for other tools.
 
 See ``rigl_jax.export`` for the files. Exit codes: 0 done; 1 an error,
 printed as one line naming the path (no workdir, no checkpoint, no
-checkpoint at --step, --out not writable).
+checkpoint at --step, --out not writable); 2 a missing or bad flag, also
+one line.
 """
 
 import logging as pylogging
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from rigl_jax import errors
+from rigl_jax import command_line
 from rigl_jax import export
 
 _WORKDIR = flags.DEFINE_string(
@@ -45,18 +45,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
-  try:
-    meta = export.export_masks(_WORKDIR.value, _OUT.value, _STEP.value)
-  except errors.RunError as e:
-    logging.flush()
-    # As rigl_jax.main: one readable line, last on stderr.
-    message = ' '.join(str(e).split())
-    print(
-        f'rigl_jax.export: {type(e).__name__}: {message}',
-        file=sys.stderr,
-        flush=True,
-    )
-    sys.exit(1)
+  meta = export.export_masks(_WORKDIR.value, _OUT.value, _STEP.value)
   logging.flush()
   sparsity = meta['sparsity']
   print(
@@ -69,4 +58,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  # As rigl_jax.main: a RunError is one readable line, last on stderr.
+  command_line.run(main, 'rigl_jax.export')

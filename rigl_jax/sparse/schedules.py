@@ -5,6 +5,7 @@ schedule decides inside the jitted step and on the host (for logging).
 """
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -136,6 +137,19 @@ class PruningSchedule:
         transition_begin=self.begin_step,
     )
     return fn(step)
+
+  def remaining_at(self, step: int) -> float:
+    """``remaining`` of a Python step, as a float.
+
+    The same value, computed once per step: cost formulas call it for
+    every pruning step of many runs of one schedule (a FLOPs table).
+    """
+    return _remaining_at(self, int(step))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _remaining_at(schedule: PruningSchedule, step: int) -> float:
+  return float(schedule.remaining(step))
 
 
 def scale_steps(steps: int, training_multiplier: float) -> int:

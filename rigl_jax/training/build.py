@@ -146,10 +146,26 @@ def dummy_inputs(
 def abstract_variables(
     model: nn.Module, spec: dataset_specs.DatasetSpec
 ) -> Any:
-  """Shapes and dtypes of all of ``model``'s variables (no computation)."""
+  """Shapes and dtypes of all of ``model``'s variables (no computation).
+
+  Traced once per model and spec: a FLOPs table builds one config for
+  every method and sparsity, and Small-Dense probes many widths.
+  """
+  try:
+    hash((model, spec))
+  except TypeError:  # A module attribute is a list or a dict.
+    return _trace_variables(model, spec)
+  # New containers around the shared leaves: callers may change the tree.
+  return jax.tree.map(lambda leaf: leaf, _cached_trace_variables(model, spec))
+
+
+def _trace_variables(model: nn.Module, spec: dataset_specs.DatasetSpec) -> Any:
   return jax.eval_shape(
       lambda: model.init(jax.random.PRNGKey(0), dummy_inputs(spec), train=False)
   )
+
+
+_cached_trace_variables = functools.lru_cache(maxsize=256)(_trace_variables)
 
 
 def create_model(

@@ -487,3 +487,27 @@ def test_table_layout(tmp_path):
       '| RigL (ERK) | - | 0.20x | 0.20x | 98.33 (n=1) | 0.10x | 0.10x |'
   )
   assert lines[-1].startswith('Dense (1x): 1.92e+12 training FLOPs')
+
+
+def test_a_table_traces_each_model_once_and_each_pruning_step_once():
+  """Cells of one config share the model's traced shapes (no compilation)
+  and the pruning schedule's values: a table of many cells costs about one
+  trace per width."""
+  from rigl_jax import reports  # pylint: disable=g-import-not-at-top
+
+  # A width no other test traces: this table's trace is a cache miss.
+  config = _mnist_config(**{'model.width': 0.7731})
+  traces = build._cached_trace_variables.cache_info().misses  # pylint: disable=protected-access
+  schedule_values = schedules._remaining_at.cache_info()  # pylint: disable=protected-access
+  table = reports.flops_table(
+      config, ['dense', 'rigl', 'pruning'], [0.8, 0.9], ['uniform', 'erk'], [1]
+  )
+  assert len(table) == 5
+  # One model: every method trains it at the config's width.
+  assert build._cached_trace_variables.cache_info().misses == traces + 1  # pylint: disable=protected-access
+  after = schedules._remaining_at.cache_info()  # pylint: disable=protected-access
+  # Four pruning cells, each reported twice (build checks the report),
+  # read one pruning schedule's values: computed once, read seven more times.
+  new_values = after.misses - schedule_values.misses
+  assert new_values > 0
+  assert after.hits - schedule_values.hits == 7 * new_values

@@ -209,7 +209,7 @@ class GraNet(base.SparseMethod):
     """Per-layer sparsities after the pruning step at ``step``."""
     if self.structure.sparsity is not None:
       return dict(final)  # The first pruning step reaches N:M.
-    remaining = float(self.schedule.remaining(step))
+    remaining = self.schedule.remaining_at(step)
     return {
         path: s + (self._initial_sparsity(s) - s) * remaining
         for path, s in final.items()

@@ -138,7 +138,7 @@ class GradualPruning(base.SparseMethod):
       self, step: int, final: Mapping[str, float]
   ) -> dict[str, float]:
     """Per-layer sparsities the pruning step at ``step`` prunes to."""
-    remaining = float(self.schedule.remaining(step))
+    remaining = self.schedule.remaining_at(step)
     initial = self.schedule.initial_sparsity
     return {path: s + (initial - s) * remaining for path, s in final.items()}
 
