@@ -287,6 +287,21 @@ def test_run_states_from_workdirs(tmp_path):
   assert status('queued', {}) == run_status.RunStatus('not started')
 
 
+def test_an_unreadable_results_json_is_a_failed_run_unless_running(tmp_path):
+  args = MAIN + ['--config.method=set', '--config.seed=0']
+  write(f'{tmp_path}/cut/results.json', '{"config": {"method": "se')
+  os.makedirs(tmp_path / 'cut' / 'checkpoints' / '12')
+  failed = run_status.run_status(str(tmp_path / 'cut'), args)
+  assert failed.state == 'failed'
+  assert failed.detail.startswith(
+      f'{tmp_path}/cut/results.json: not valid JSON (cut short or damaged): '
+  )
+  assert 'checkpoint at step 12' in failed.detail
+  # Run again, it rewrites results.json from that checkpoint.
+  write(f'{tmp_path}/cut/lock', f'{os.getpid()} {socket.gethostname()}')
+  assert run_status.run_status(str(tmp_path / 'cut'), args).state == 'running'
+
+
 def test_submission_records_jobs_and_skips_queued_and_finished_runs(
     tmp_path, bin_dir
 ):

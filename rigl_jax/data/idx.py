@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -33,10 +34,17 @@ def read_idx(path: str) -> np.ndarray:
     opener = gzip.open if path.endswith('.gz') else open
     with opener(path, 'rb') as f:
       data = f.read()
-  except (OSError, EOFError, gzip.BadGzipFile) as e:
+  # zlib.error: damaged compressed data; EOFError: a gzip cut short;
+  # BadGzipFile: not gzip at all.
+  except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+    raise DataFileError(
+        f'{path}: cannot be read as gzip (corrupt or truncated; download it '
+        f'again): {e}'
+    ) from None
+  except OSError as e:
     raise DataFileError(
         f'{path}: cannot be read as '
-        f'{"gzip" if path.endswith(".gz") else "IDX"}: {e}'
+        f'{"gzip" if path.endswith(".gz") else "IDX"}: {e.strerror or e}'
     ) from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
     raise DataFileError(

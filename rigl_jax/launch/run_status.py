@@ -9,20 +9,22 @@
 - queued: the Slurm job recorded in ``workdir/slurm_job`` is in the queue
   and no process holds the lock yet.
 - failed: none of the above, and the run has written its log or a
-  checkpoint; shown with its last error line (a preempted run's says so,
-  and the same command continues it).
+  checkpoint, or a results.json that cannot be read; shown with its last
+  error line (a preempted run's says so, and the same command continues
+  it).
 - not started: nothing of the above.
 """
 
 import dataclasses
-import json
 import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
+from rigl_jax import errors
 from rigl_jax import sweeps
+from rigl_jax.training import results_file
 from rigl_jax.training import workdir as workdir_lib
 
 FINISHED = 'finished'
@@ -111,12 +113,20 @@ def run_status(
     queue: Slurm job id ('JOBID_INDEX') -> Slurm state of every job in the
       queue, or None where no queue is asked.
   """
-  if os.path.exists(os.path.join(workdir, 'results.json')):
-    mismatch = sweeps.stored_config_mismatch(workdir, args)
-    if mismatch:
-      return RunStatus(OTHER_CONFIG, mismatch)
-    with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
-      return RunStatus(FINISHED, headline(json.load(f)))
+  results_path = os.path.join(workdir, results_file.NAME)
+  unreadable = ''
+  if os.path.exists(results_path):
+    try:
+      mismatch = sweeps.stored_config_mismatch(workdir, args)
+      results = results_file.read(results_path)
+    except errors.ResultsFileError as e:
+      # Failed unless running: the command, run again, resumes from the
+      # last checkpoint and writes results.json again.
+      unreadable = f'{e}; '
+    else:
+      if mismatch:
+        return RunStatus(OTHER_CONFIG, mismatch)
+      return RunStatus(FINISHED, headline(results))
   log_path = os.path.join(workdir, LOG_FILE)
   job = (_read(os.path.join(workdir, SLURM_JOB_FILE)) or '').strip()
   job_queued = bool(job) and queue is not None and job in queue
@@ -140,10 +150,10 @@ def run_status(
     return RunStatus(QUEUED, f'Slurm job {job} {queue[job]}')
   log = _read(log_path)
   steps = _checkpoint_steps(workdir)
-  if log is None and not steps:
+  if log is None and not steps and not unreadable:
     return RunStatus(NOT_STARTED)
   checkpoint = f'checkpoint at step {steps[-1]}; ' if steps else ''
-  return RunStatus(FAILED, checkpoint + _last_message(log or ''))
+  return RunStatus(FAILED, unreadable + checkpoint + _last_message(log or ''))
 
 
 def statuses(

@@ -12,7 +12,8 @@
   another seed instead.
 
 The other run must have the same model and data set; any difference is an
-error naming the key, and so is a leaf whose shape differs.
+error naming the key, and so is a leaf whose shape differs. Its checkpoint
+must pass the checksum a resume verifies.
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from rigl_jax import errors
 from rigl_jax.sparse import checks
 from rigl_jax.sparse import masks as masks_lib
 from rigl_jax.sparse import topology_stats
@@ -46,11 +48,47 @@ def _latest_step(key: str, workdir: str) -> tuple[str, int]:
   return directory, max(steps)
 
 
-def _identity(directory: str, step: int) -> dict[str, Any]:
-  saved = checkpoints_lib.Checkpointer(directory, max_to_keep=1).read_metadata(
+def _metadata(directory: str, step: int) -> dict[str, Any]:
+  return checkpoints_lib.Checkpointer(directory, max_to_keep=1).read_metadata(
       step
-  )['identity']
-  return identity_lib.restrict(saved)
+  )
+
+
+def _identity(directory: str, step: int) -> dict[str, Any]:
+  return identity_lib.restrict(_metadata(directory, step)['identity'])
+
+
+def _check_intact(key: str, directory: str, step: int) -> None:
+  """Verifies the checkpoint's checksum, as a resume does.
+
+  A resume falls back to an earlier checkpoint; a run started from
+  another's stops instead: it would start from other values than those
+  asked for.
+
+  Raises:
+    errors.DataFileError: naming the checkpoint, unreadable or damaged.
+  """
+  path = os.path.join(directory, str(step))
+  remedy = (
+      'move it away to start from an earlier checkpoint of that run, or '
+      'train that run again'
+  )
+  try:
+    expected = _metadata(directory, step).get('checksum')
+    if expected is None:  # Saved before checkpoints had checksums.
+      return
+    actual = checkpoints_lib.saved_checksum(os.path.join(path, 'state'))
+  except Exception as e:  # pylint: disable=broad-except
+    cause = ' '.join(str(e).split())[:300]
+    raise errors.DataFileError(
+        f'{key}: the checkpoint {path} cannot be read '
+        f'({type(e).__name__}: {cause}); {remedy}'
+    ) from None
+  if actual != expected:
+    raise errors.DataFileError(
+        f'{key}: the checkpoint {path} is damaged: its arrays do not match '
+        f'the checksum saved with them; {remedy}'
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +222,7 @@ def apply(
   if block.workdir:
     key = 'warm_start.workdir'
     directory, step = _latest_step(key, block.workdir)
+    _check_intact(key, directory, step)
     target = {'params': state.params, 'masks': state.masks}
     if state.batch_stats is not None:
       target['batch_stats'] = state.batch_stats
@@ -202,6 +241,7 @@ def apply(
   if block.masks_from:
     key = 'warm_start.masks_from'
     directory, step = _latest_step(key, block.masks_from)
+    _check_intact(key, directory, step)
     restored = _restore(directory, step, {'masks': state.masks})
     _check_shapes(key, {'masks': state.masks}, restored)
     if block.init_seed is not None:

@@ -5,7 +5,6 @@ costs seconds, and a second process on the same workdir stops at once
 instead of overwriting the first one's checkpoints.
 """
 
-import json
 import os
 import socket
 from typing import Any, Optional
@@ -16,6 +15,7 @@ import jax
 from rigl_jax import errors
 from rigl_jax.training import checkpoints as checkpoints_lib
 from rigl_jax.training import identity as identity_lib
+from rigl_jax.training import results_file
 
 LOCK_NAME = 'lock'
 
@@ -125,6 +125,15 @@ class Lock:
     self._held = False
 
 
+# What a rerun of a finished run reads of its results.json.
+FINISHED_KEYS = (
+    'resolved_config',
+    'num_train_steps',
+    'eval',
+    'sparsity.overall',
+)
+
+
 def finished_results(
     workdir: str,
     identity: identity_lib.Identity,
@@ -133,19 +142,29 @@ def finished_results(
 ) -> Optional[dict[str, Any]]:
   """results.json of a run of this identity that has finished, or None.
 
-  None also when the run asks for more steps than it ran (it is extended).
+  None also when the run asks for more steps than it ran (it is extended),
+  and when results.json cannot be read (logged): the run resumes from its
+  last checkpoint, which rewrites it.
 
   Raises:
     errors.ResumeError: the results belong to another config (naming every
       key), unless ``allow_config_change``.
   """
-  path = os.path.join(workdir, 'results.json')
+  path = os.path.join(workdir, results_file.NAME)
   if not os.path.exists(path):
     return None
-  with open(path, encoding='utf-8') as f:
-    results = json.load(f)
+  try:
+    results = results_file.read(path, FINISHED_KEYS)
+  except errors.ResultsFileError as e:
+    # Written last, from the state the last checkpoint holds: the run
+    # resumes there and writes it again (evaluating, not training).
+    logging.warning(
+        '%s; the run continues from its last checkpoint, which rewrites it.',
+        e,
+    )
+    return None
   changes = identity_lib.changes(
-      identity_lib.of_config(results.get('resolved_config', {})), identity
+      identity_lib.of_config(results['resolved_config']), identity
   )
   if changes and not allow_config_change:
     raise checkpoints_lib.resume_error(workdir, changes)

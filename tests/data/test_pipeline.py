@@ -49,6 +49,48 @@ def test_corrupt_gzip_names_the_file(tmp_path):
     idx.read_idx(path)
 
 
+def mnist_images_gz(mnist_dir):
+  """A copy of MNIST's test images: the real file where present."""
+  real = os.path.join(
+      fixtures.SHARED_DATA, 'mnist', 't10k-images-idx3-ubyte.gz'
+  )
+  source = (
+      real
+      if os.path.exists(real)
+      else os.path.join(mnist_dir, 't10k-images-idx3-ubyte.gz')
+  )
+  with open(source, 'rb') as f:
+    return f.read()
+
+
+def overwrite_100_random_bytes(data):
+  damaged = bytearray(data)
+  damaged[1000:1100] = np.random.default_rng(0).bytes(100)
+  return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    'damage',
+    [
+        overwrite_100_random_bytes,  # zlib.error
+        lambda data: data[: len(data) // 2],  # EOFError
+        lambda data: b'<html>Not Found</html>',  # Not gzip.
+    ],
+    ids=['corrupt', 'cut_in_the_middle', 'not_gzip'],
+)
+def test_a_damaged_gzip_is_one_error_naming_the_file(
+    mnist_dir, tmp_path, damage
+):
+  path = str(tmp_path / 't10k-images-idx3-ubyte.gz')
+  with open(path, 'wb') as f:
+    f.write(damage(mnist_images_gz(mnist_dir)))
+  with pytest.raises(idx.DataFileError) as info:
+    idx.read_idx(path)
+  message = str(info.value)
+  assert message.startswith(f'{path}: cannot be read as gzip (corrupt or ')
+  assert len(message.splitlines()) == 1
+
+
 def test_local_mnist_matches_the_tfds_data_source(mnist_dir):
   tfds = pytest.importorskip('tensorflow_datasets')
   local = mnist.load_idx_split(mnist_dir, 'train')

@@ -1,14 +1,18 @@
 """Warm starts and lottery tickets: runs that start from other runs."""
 
 import functools
+import glob
 import os
+import shutil
 
 import jax
 import numpy as np
 import pytest
 
+from rigl_jax import errors
 from rigl_jax.sparse import tree_paths
 from rigl_jax.training import build
+from rigl_jax.training import checkpoints
 from rigl_jax.training import config as run_config
 from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.training import loop
@@ -141,3 +145,108 @@ def test_a_warm_start_from_another_model_is_refused(finished_runs, mnist_dir):
   )
   with pytest.raises(run_config.ConfigError, match='not both'):
     build.build(both)
+
+
+def test_the_checksum_of_a_source_checkpoint_reads_back_as_saved(
+    finished_runs,
+):
+  for workdir in finished_runs.values():
+    directory = os.path.join(workdir, 'checkpoints')
+    saved = checkpoints.Checkpointer(directory, max_to_keep=1).read_metadata(12)
+    assert (
+        checkpoints.saved_checksum(os.path.join(directory, '12', 'state'))
+        == saved['checksum']
+    )
+
+
+def largest_array_file(state):
+  files = glob.glob(os.path.join(state, '**', 'd', '*'), recursive=True)
+  return max(files, key=os.path.getsize)
+
+
+def zero_100_bytes(path, offset):
+  with open(path, 'r+b') as f:
+    f.seek(offset)
+    f.write(bytes(100))
+
+
+def damage_where_it_still_reads(state):
+  """Zeroes 100 bytes of an array file where the arrays still read, changed."""
+  before = checkpoints.read_as_saved(state)
+  path = largest_array_file(state)
+  with open(path, 'rb') as f:
+    original = f.read()
+  for offset in range(0, len(original) - 100, len(original) // 16):
+    zero_100_bytes(path, offset)
+    try:
+      after = checkpoints.read_as_saved(state)
+    except Exception:  # pylint: disable=broad-except
+      after = None
+    if after is not None and checkpoints.checksum(after) != (
+        checkpoints.checksum(before)
+    ):
+      return
+    with open(path, 'wb') as f:
+      f.write(original)
+  raise AssertionError(f'no 100 zero bytes in {path} read back')
+
+
+def damage_unreadably(state):
+  zero_100_bytes(largest_array_file(state), 0)
+
+
+# A failed read leaves orbax callbacks for an event loop it has closed.
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+@pytest.mark.parametrize(
+    'damage,cause',
+    [
+        (damage_where_it_still_reads, 'is damaged: its arrays do not match'),
+        (damage_unreadably, 'cannot be read'),
+    ],
+    ids=['changed', 'unreadable'],
+)
+@pytest.mark.parametrize('key', ['workdir', 'masks_from'])
+def test_a_damaged_source_checkpoint_stops_the_run_naming_it(
+    finished_runs, mnist_dir, tmp_path, damage, cause, key
+):
+  source = str(tmp_path / 'static')
+  shutil.copytree(finished_runs['static'], source)
+  checkpoint = os.path.join(source, 'checkpoints', '12')
+  damage(os.path.join(checkpoint, 'state'))
+  config = fixtures.tiny_mnist_config(
+      mnist_dir, method='rigl', **{f'warm_start.{key}': source}
+  )
+  with pytest.raises(errors.DataFileError) as info:
+    initial_state(config)
+  assert str(info.value).startswith(
+      f'warm_start.{key}: the checkpoint {checkpoint} {cause}'
+  )
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+def test_a_damaged_source_checkpoint_is_one_line(
+    finished_runs, mnist_dir, tmp_path
+):
+  source = str(tmp_path / 'static')
+  shutil.copytree(finished_runs['static'], source)
+  checkpoint = os.path.join(source, 'checkpoints', '12')
+  damage_where_it_still_reads(os.path.join(checkpoint, 'state'))
+  process = fixtures.run_main(
+      str(tmp_path / 'restart'),
+      {
+          **fixtures.tiny_mnist_overrides(mnist_dir),
+          'method': 'rigl',
+          'warm_start.workdir': source,
+      },
+  )
+  assert process.returncode == 1, process.stderr[-3000:]
+  assert 'Traceback' not in process.stderr
+  assert (
+      process.stderr.strip()
+      .splitlines()[-1]
+      .startswith(
+          'rigl_jax: DataFileError: warm_start.workdir: the checkpoint '
+          f'{checkpoint} is damaged: '
+      )
+  )
