@@ -1,4 +1,6 @@
-"""Errors a user can act on; ``main`` prints them as one line and exits 1.
+"""Errors a user can act on; command lines print them as one line and exit 1.
+
+``rigl_jax.command_line`` prints them (an ``exit_code`` overrides the 1).
 
 Anything else is a bug and keeps its traceback.
 """
@@ -22,6 +24,17 @@ class ResumeError(RunError):
 
 class WorkdirError(RunError):
   """The workdir cannot be used: empty, not writable, or in use."""
+
+
+class ResultsFileError(RunError, ValueError):
+  """A results.json cannot be read: cut short, not JSON, or lacking keys."""
+
+
+class FlagError(RunError, ValueError):
+  """A command-line flag or argument is invalid; the message names it."""
+
+  # As absl's flag errors and a bad config file: a usage error.
+  exit_code = 2
 
 
 class DivergenceError(RunError):

@@ -4,11 +4,13 @@ r"""Launches one experiment: a config file, a workdir, overrides.
       --workdir=/tmp/mnist --config.method=set --config.sparsity=0.95
 
 Running the same command again resumes from the workdir's latest checkpoint,
-or reports a finished run without running it again. SIGTERM or Ctrl-C saves
-a checkpoint and stops (a second Ctrl-C aborts at once).
+or reports a finished run without running it again. SIGTERM, Ctrl-C or
+SIGHUP (the terminal closed) saves a checkpoint and stops; a second one
+aborts at once, without a checkpoint.
 
 Exit codes: 0 done; 1 an error, printed as one line; 2 a bad flag or config
-file; 75 preempted (a checkpoint holds the run: run the command again).
+file; 75 preempted (a checkpoint holds the run: run the command again); 130
+aborted by a second signal (the earlier checkpoints hold the run).
 
 With --distributed, every process runs the same command (see
 docs/multihost.md); a process whose peer dies exits 1 within seconds.
@@ -16,8 +18,7 @@ docs/multihost.md); a process whose peer dies exits 1 within seconds.
 
 import logging as pylogging
 import os
-import re
-import sys
+import threading
 
 from absl import app
 from absl import flags
@@ -25,6 +26,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from rigl_jax import command_line
 from rigl_jax import errors
 from rigl_jax.training import loop
 from rigl_jax.training import processes
@@ -70,36 +72,6 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _one_line(error: BaseException) -> str:
-  """The gist of a flag or config error: its last line if a traceback."""
-  text = str(error).replace("\\'", "'").replace('\\n', '\n')
-  lines = [line.strip() for line in text.splitlines() if line.strip()]
-  if 'Traceback (most recent call last)' in text:
-    return re.sub(r'^[\w.]+(Error|Exception): ', '', lines[-1])
-  text = ' '.join(lines).strip()
-  if 'Did you mean' in text:
-    return 'unknown config key ' + text.strip('\'"').replace("''", "'")
-  return text
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with one line instead of a traceback on error.
-
-  Config overrides are applied while parsing: a typo in a key, a missing
-  config file or a bad ``:arg`` fail here.
-  """
-  try:
-    return flags.FLAGS(argv)
-  except Exception as e:  # pylint: disable=broad-except
-    cause = e.__cause__ or e
-    print(
-        f'rigl_jax: bad flag or config: {_one_line(cause)}',
-        file=sys.stderr,
-        flush=True,
-    )
-    sys.exit(2)
-
-
 def _file_version(path: str) -> tuple[int, int] | None:
   """(inode, mtime) of ``path``: results.json is replaced when rewritten."""
   try:
@@ -129,17 +101,37 @@ def _summary(results: dict, workdir: str, finished_before: bool) -> str:
   )
 
 
-class _DropLibraryInfo(pylogging.Filter):
-  """Drops INFO records of chatty libraries (orbax logs every file write)."""
+class _QuietLibraries(pylogging.Filter):
+  """Keeps orbax's chatter off the terminal unless --verbosity=1 (debug).
+
+  orbax logs every file write (INFO) and, when a save fails, a traceback
+  from each of its background threads (ERROR): the run reports that
+  failure as one line naming the step and the cause. Its warnings pass.
+  """
 
   def filter(self, record: pylogging.LogRecord) -> bool:
-    return record.levelno > pylogging.INFO or '/orbax/' not in record.pathname
+    if '/orbax/' not in record.pathname or logging.level_debug():
+      return True
+    return record.levelno == pylogging.WARNING and not record.exc_info
+
+
+def _threads_left_behind() -> bool:
+  """Whether threads that Python's shutdown would wait for still run.
+
+  A failed checkpoint save leaves orbax's threads waiting (minutes) for
+  files that will never be written.
+  """
+  return any(
+      thread.is_alive() and not thread.daemon
+      for thread in threading.enumerate()
+      if thread is not threading.current_thread()
+  )
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if _DISTRIBUTED.value:
     try:
       processes.initialize(
@@ -149,21 +141,16 @@ def main(argv):
           _DISTRIBUTED_TIMEOUT.value,
       )
     except errors.ConfigError as e:
-      print(f'rigl_jax: bad flag: {e}', file=sys.stderr, flush=True)
-      sys.exit(2)
+      command_line.fail(
+          'rigl_jax', f'bad flag: {e}', command_line.FLAG_EXIT_CODE
+      )
   logging.info(
       'JAX process %d of %d, local devices: %s',
       jax.process_index(),
       jax.process_count(),
       jax.local_devices(),
   )
-  try:
-    config = _CONFIG.value
-    config.keys()  # A config file that failed to load raises on first use.
-  except OSError as e:  # The config file could not be loaded.
-    last_line = str(e).strip().splitlines()[-1].strip()
-    print(f'rigl_jax: bad config file: {last_line}', file=sys.stderr)
-    sys.exit(2)
+  config = _CONFIG.value  # Loaded, or refused while parsing the flags.
   workdir = _WORKDIR.value
   try:
     workdir = workdir_lib.resolve(workdir)
@@ -186,13 +173,12 @@ def main(argv):
     # wait for it.
     processes.exit_now(processes.peer_lost(e, workdir))
   except errors.RunError as e:
-    logging.flush()
-    # One readable line, last on stderr.
-    message = ' '.join(str(e).split())
-    print(
-        f'rigl_jax: {type(e).__name__}: {message}', file=sys.stderr, flush=True
-    )
-    sys.exit(getattr(e, 'exit_code', 1))
+    if _threads_left_behind():
+      # The line command_line.run would print, without Python's shutdown
+      # waiting for those threads.
+      processes.exit_now(e)
+    raise
+  # A RunError goes on to command_line.run: one readable line, last on stderr.
   logging.flush()
   finished_before = written_before is not None and written_before == (
       _file_version(os.path.join(workdir, 'results.json'))
@@ -201,4 +187,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  command_line.run(main, 'rigl_jax')

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
@@ -26,6 +25,8 @@ from typing import Any, Optional
 from rigl_jax import errors
 from rigl_jax.training import config as config_lib
 from rigl_jax.training import identity
+from rigl_jax.training import preemption
+from rigl_jax.training import results_file
 
 # Keys that cannot change a run's result do not name workdirs (a run may
 # be resumed with other values, and num_train_steps does change it).
@@ -43,7 +44,9 @@ def load_experiment(path: str) -> tuple[str, list[dict[str, Any]]]:
   spec.loader.exec_module(module)
   for name in ('CONFIG', 'runs'):
     if not hasattr(module, name):
-      raise ValueError(f'{path}: an experiment defines CONFIG and runs()')
+      raise errors.ConfigError(
+          f'{path}: an experiment defines CONFIG and runs()'
+      )
   return module.CONFIG, list(module.runs())
 
 
@@ -76,12 +79,17 @@ def run_name(overrides: dict[str, Any]) -> str:
   return re.sub(r'[^\w.=,+^-]', '', name) or 'default'
 
 
-def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
+def parse_pairs(pairs: Sequence[str], flag: str = '--set') -> dict[str, str]:
+  """{key: value} of ``flag``'s 'key=value' strings.
+
+  Raises:
+    errors.FlagError: a string is not key=value (naming ``flag``).
+  """
   result = {}
   for pair in pairs:
     key, sep, value = pair.partition('=')
-    if not sep:
-      raise ValueError(f'{pair!r} is not key=value')
+    if not sep or not key:
+      raise errors.FlagError(f'{flag}={pair}: not key=value')
     result[key] = value
   return result
 
@@ -120,7 +128,26 @@ def expand(
     workdir = os.path.join(root, name, run_name(named))
     config = overrides.get('config', default_config)
     selected.append((workdir, command(config, overrides, extra, workdir)))
+  if runs and not selected:
+    raise errors.FlagError(_no_match(experiment_path, runs, only))
   return selected
+
+
+def _no_match(
+    experiment_path: str, runs: Sequence[dict[str, Any]], only: dict[str, str]
+) -> str:
+  """Why ``--only`` keeps no run: the values each of its keys takes."""
+  values = []
+  for key in only:
+    taken = sorted({_format(r[key]) for r in runs if key in r})
+    values.append(
+        f'{key} is one of {", ".join(taken)}' if taken else f'no run sets {key}'
+    )
+  selection = ' '.join(f'--only={k}={v}' for k, v in only.items())
+  return (
+      f'{selection} keeps none of the {len(runs)} runs of '
+      f'{experiment_path}: {"; ".join(values)}'
+  )
 
 
 def _stored_value(config: Mapping[str, Any], key: str) -> Any:
@@ -140,9 +167,13 @@ def stored_config_mismatch(workdir: str, args: Sequence[str]) -> Optional[str]:
 
   Compares every ``--config.key=value`` of ``args`` (data paths excepted)
   with the config stored in ``workdir/results.json``.
+
+  Raises:
+    errors.ResultsFileError: results.json cannot be read (naming it).
   """
-  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
-    stored = json.load(f).get('config', {})
+  stored = results_file.read(
+      os.path.join(workdir, results_file.NAME), ('config',)
+  )['config']
   differences = []
   for arg in args:
     if not arg.startswith('--config.'):
@@ -189,6 +220,84 @@ def _wait(process: subprocess.Popen, deadline: Optional[float]) -> int:
     return process.wait()
 
 
+class _Runs:
+  """The runs' processes; a signal to the sweep goes on to each of them.
+
+  SIGTERM, Ctrl-C or SIGHUP to the sweep: every running run gets the same
+  signal (it writes a checkpoint and exits 75) and no other run starts; a
+  second signal aborts the runs. Each run has a session of its own, so a
+  terminal's Ctrl-C or hang-up reaches it once, through the sweep.
+  """
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._running = set()
+    self.stopped_by: Optional[str] = None  # The signal's name.
+    self._previous_handlers = {}
+
+  def __enter__(self) -> '_Runs':
+    # Handlers can only be installed from the main thread.
+    if threading.current_thread() is threading.main_thread():
+      for signum in preemption.STOP_SIGNALS:
+        self._previous_handlers[signum] = signal.signal(signum, self._forward)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, handler in self._previous_handlers.items():
+      signal.signal(signum, handler)
+    self._previous_handlers = {}
+
+  def start(self, args: list[str], **kwargs: Any) -> Optional[subprocess.Popen]:
+    """Starts a run, or returns None once the sweep stops."""
+    with self._lock:
+      if self.stopped_by is not None:
+        return None
+      process = subprocess.Popen(args, start_new_session=True, **kwargs)
+      self._running.add(process)
+      return process
+
+  def finished(self, process: subprocess.Popen) -> None:
+    with self._lock:
+      self._running.discard(process)
+
+  def _forward(self, signum, frame) -> None:
+    del frame
+    if signum == getattr(signal, 'SIGHUP', None):
+      preemption.detach_from_terminal()
+    name = signal.Signals(signum).name
+    with self._lock:
+      first = self.stopped_by is None
+      self.stopped_by = self.stopped_by or name
+      for process in self._running:
+        process.send_signal(signum)
+    _print_line(
+        f'sweep.py: {name}: the running runs write a checkpoint and stop, '
+        'no other run starts (again to abort them)'
+        if first
+        else f'sweep.py: {name} again: aborting the running runs'
+    )
+
+
+def _print_line(text: str) -> None:
+  """Prints a line; a closed terminal (SIGHUP) must not stop the sweep."""
+  try:
+    print(text, flush=True)
+  except OSError:
+    pass
+
+
+def _ending(returncode: int) -> str:
+  """What a run's exit code means for the sweep."""
+  if returncode == errors.Preempted.exit_code:
+    return ' (checkpointed; the same command continues it)'
+  if returncode == preemption.ABORTED_EXIT_CODE:
+    return (
+        ' (aborted without a checkpoint; the same command continues it '
+        'from its last one)'
+    )
+  return ''
+
+
 def run_all(
     runs: list[tuple[str, list[str]]],
     parallel: int,
@@ -201,19 +310,28 @@ def run_all(
   without running (its workdir belongs to another run). After
   ``time_budget`` seconds the runs still going get SIGTERM, which makes
   them write a checkpoint and exit (running the sweep again continues
-  them), and no other run starts.
+  them), and no other run starts. So does SIGTERM, Ctrl-C or SIGHUP to
+  the sweep (from the main thread), which then raises ``errors.Preempted``.
   """
   env = run_environment(parallel)
   print_lock = threading.Lock()
   deadline = None if time_budget is None else time.time() + time_budget
 
-  def report(*parts: str) -> None:
+  def report(text: str) -> None:
     with print_lock:
-      print(*parts, flush=True)
+      _print_line(text)
 
   def run_one(i: int, workdir: str, args: list[str]) -> bool:
-    if os.path.exists(os.path.join(workdir, 'results.json')):
-      mismatch = stored_config_mismatch(workdir, args)
+    if os.path.exists(os.path.join(workdir, results_file.NAME)):
+      try:
+        mismatch = stored_config_mismatch(workdir, args)
+      except errors.ResultsFileError as e:
+        report(
+            f'[{i}/{len(runs)}] {e}; not run: move it away and run the '
+            'sweep again (the run resumes from its last checkpoint and '
+            'writes it again)'
+        )
+        return False
       if mismatch:
         report(
             f'[{i}/{len(runs)}] {workdir} holds the results of another '
@@ -225,33 +343,49 @@ def run_all(
     if deadline is not None and time.time() >= deadline:
       report(f'[{i}/{len(runs)}] not started (time budget spent): {workdir}')
       return False
+    if children.stopped_by is not None:
+      report(
+          f'[{i}/{len(runs)}] not started ({children.stopped_by}): {workdir}'
+      )
+      return False
     report(f'[{i}/{len(runs)}] {shlex.join(args)}')
     start = time.time()
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'log.txt'), 'a') as log:
-      returncode = _wait(
-          subprocess.Popen(
-              [sys.executable] + args[1:],
-              stdout=log,
-              stderr=subprocess.STDOUT,
-              env=env,
-          ),
-          deadline,
+      process = children.start(
+          [sys.executable] + args[1:],
+          stdout=log,
+          stderr=subprocess.STDOUT,
+          env=env,
       )
-    stopped = ' (checkpointed; the same command continues it)' * (
-        returncode == errors.Preempted.exit_code
-    )
+      if process is None:  # A signal came after the check above.
+        report(
+            f'[{i}/{len(runs)}] not started ({children.stopped_by}): '
+            f'{workdir}'
+        )
+        return False
+      try:
+        returncode = _wait(process, deadline)
+      finally:
+        children.finished(process)
     report(
-        f'[{i}/{len(runs)}] exit {returncode}{stopped} after '
+        f'[{i}/{len(runs)}] exit {returncode}{_ending(returncode)} after '
         f'{time.time() - start:.0f} s: {workdir}'
     )
     return returncode == 0
 
-  with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-    succeeded = list(
-        pool.map(
-            lambda run: run_one(*run),
-            [(i, w, a) for i, (w, a) in enumerate(runs, 1)],
-        )
+  with _Runs() as children:
+    with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+      succeeded = list(
+          pool.map(
+              lambda run: run_one(*run),
+              [(i, w, a) for i, (w, a) in enumerate(runs, 1)],
+          )
+      )
+  if children.stopped_by is not None:
+    raise errors.Preempted(
+        f'stopped by {children.stopped_by}: the runs that were running '
+        'wrote a checkpoint (see above); the same command continues the '
+        'sweep'
     )
   return [workdir for (workdir, _), ok in zip(runs, succeeded) if not ok]

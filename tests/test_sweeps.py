@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -210,3 +213,157 @@ def test_time_budget_checkpoints_the_running_run_and_starts_no_other(
   (step,) = os.listdir(static / 'checkpoints')
   assert int(step) > 0
   assert not list((root / 'exp').glob('method=set,*/checkpoints'))
+
+
+@pytest.mark.parametrize(
+    'content',
+    [
+        # The first 200 bytes of a finished run's results.json.
+        json.dumps(
+            {
+                'config': {'method': 'rigl', 'sparsity': 0.9},
+                'eval': {'accuracy': 0.97, 'loss': 0.1},
+                'history': {'train': [{'step': s} for s in range(50)]},
+            },
+            indent=2,
+        )[:200],
+        '{"eval": {}}',
+    ],
+    ids=['cut_short', 'no_config'],
+)
+def test_an_unreadable_results_json_fails_its_run_and_the_sweep_goes_on(
+    tmp_path, capsys, content
+):
+  from rigl_jax import sweeps  # pylint: disable=g-import-not-at-top
+
+  args = ['python', '--config.method=rigl']
+  finished, unreadable, new = (
+      tmp_path / name for name in ('finished', 'unreadable', 'new')
+  )
+  for workdir, text in (
+      (finished, json.dumps({'config': {'method': 'rigl'}})),
+      (unreadable, content),
+  ):
+    workdir.mkdir()
+    (workdir / 'results.json').write_text(text)
+  failed = sweeps.run_all(
+      [
+          (str(unreadable), args),
+          (str(finished), args),
+          (str(new), ['python', '-c', 'pass']),
+      ],
+      1,
+  )
+  assert failed == [str(unreadable)]
+  out = capsys.readouterr().out
+  assert 'Traceback' not in out
+  (line,) = [line for line in out.splitlines() if str(unreadable) in line]
+  assert line.startswith(f'[1/3] {unreadable / "results.json"}: ')
+  assert 'not run' in line
+  assert f'[2/3] done already: {finished}' in out
+  assert '[3/3] exit 0 after ' in out
+
+
+# A stand-in for a run: exits 75 on a stopping signal, naming it.
+_CHECKPOINTING_RUN = """
+import signal, sys, time
+def stop(signum, frame):
+  print('stopped by', signal.Signals(signum).name, flush=True)
+  sys.exit(75)
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+  signal.signal(signum, stop)
+open(sys.argv[1], 'w').close()  # Started.
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize('signum', ['SIGTERM', 'SIGINT', 'SIGHUP'])
+def test_a_signal_to_the_sweep_goes_to_its_runs_and_starts_no_other(
+    tmp_path, capsys, monkeypatch, signum
+):
+  from rigl_jax import errors  # pylint: disable=g-import-not-at-top
+  from rigl_jax import sweeps  # pylint: disable=g-import-not-at-top
+
+  signum = getattr(signal, signum)
+  # The test's own output must stay where it is.
+  monkeypatch.setattr(sweeps.preemption, 'detach_from_terminal', lambda: None)
+  started = tmp_path / 'started'
+  previous = signal.getsignal(signum)
+
+  def signal_once_started():
+    while not started.exists():
+      time.sleep(0.01)
+    os.kill(os.getpid(), signum)
+
+  threading.Thread(target=signal_once_started, daemon=True).start()
+  first, second = tmp_path / 'first', tmp_path / 'second'
+  with pytest.raises(errors.Preempted) as info:
+    sweeps.run_all(
+        [
+            (str(first), ['python', '-c', _CHECKPOINTING_RUN, str(started)]),
+            (str(second), ['python', '-c', 'pass']),
+        ],
+        1,
+    )
+  name = signal.Signals(signum).name
+  assert info.value.exit_code == 75
+  assert str(info.value).startswith(f'stopped by {name}: ')
+  out = capsys.readouterr().out
+  assert '[1/2] exit 75 (checkpointed; the same command continues it)' in out
+  assert f'[2/2] not started ({name}): {second}' in out
+  assert f'stopped by {name}' in (first / 'log.txt').read_text()
+  assert signal.getsignal(signum) is previous
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_sweep_checkpoints_its_run_and_exits_75(
+    tmp_path, mnist_dir
+):
+  from rigl_jax.training import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+
+  experiment = write_experiment(
+      tmp_path / 'exp.py',
+      'def runs():\n  return [dict(method="static"), dict(method="set")]\n',
+  )
+  overrides = {
+      **fixtures.tiny_mnist_overrides(mnist_dir),
+      # Runs until stopped; checkpoints only when stopped.
+      'num_train_steps': 10**7,
+      'log_every_steps': 10**7,
+      'checkpoint_every_steps': 10**7,
+      'eval_every_steps': 10**7,
+  }
+  root = tmp_path / 'root'
+  process = subprocess.Popen(
+      [sys.executable, SWEEP, experiment, f'--root={root}', '--run']
+      + fixtures.set_flags(overrides),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=fixtures.REPO_ROOT,
+  )
+  run_pid = None
+  try:
+    deadline = time.time() + 600
+    while run_pid is None:  # Training, once the run logs its compilation.
+      assert process.poll() is None and time.time() < deadline
+      for log in (root / 'exp').glob('method=static,*/log.txt'):
+        if 'Compiled the steps' in log.read_text():
+          run_pid = int((log.parent / 'lock').read_text().split()[0])
+      time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+  finally:
+    process.kill()
+    if run_pid and workdir_lib.process_alive(run_pid):
+      os.kill(run_pid, signal.SIGKILL)
+      pytest.fail('the sweep left its run running')
+  assert process.returncode == 75, err[-3000:]
+  last_line = err.strip().splitlines()[-1]
+  assert last_line.startswith('sweep.py: Preempted: stopped by SIGTERM: ')
+  assert '[1/2] exit 75 (checkpointed; the same command continues it)' in out
+  assert '[2/2] not started (SIGTERM)' in out
+  (workdir,) = (root / 'exp').glob('method=static,*')
+  (step,) = os.listdir(workdir / 'checkpoints')
+  assert int(step) > 0
+  assert not (workdir / 'lock').exists()

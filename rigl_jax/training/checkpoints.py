@@ -8,6 +8,7 @@ cannot be read is skipped in favour of the previous one.
 """
 
 import hashlib
+import json
 import time
 from typing import Any, Optional
 
@@ -83,6 +84,10 @@ class Checkpointer:
             max_to_keep=max_to_keep, create=True
         ),
     )
+    # The step whose write may still run in the background: its failure
+    # shows at the next save or wait, and must name this step.
+    self._writing = None
+    self._failed = False
 
   def all_steps(self) -> list[int]:
     """Steps of the complete checkpoints, oldest first."""
@@ -97,9 +102,10 @@ class Checkpointer:
 
     Raises:
       errors.WorkdirError: the save (or the previous one) failed, naming
-        the directory and the cause.
+        its step, the directory and the cause.
     """
     metadata = {**metadata, 'checksum': checksum(state)}
+    self.wait_until_finished()  # The previous save's failure is its own.
     try:
       self._manager.save(
           step,
@@ -112,12 +118,20 @@ class Checkpointer:
       )
     except Exception as e:  # pylint: disable=broad-except
       raise self._save_error(step, e) from None
+    self._writing = step
 
   def _save_error(self, step: int, error: Exception) -> errors.WorkdirError:
+    """The one-line error of the failed save at ``step``.
+
+    orbax's background threads have logged the details (at debug level in
+    ``rigl_jax.main``); the checkpoints before ``step`` are untouched.
+    """
+    self._failed = True
     cause = ' '.join(str(error).split())[:300]
     return errors.WorkdirError(
         f'could not save the checkpoint at step {step} in {self.directory}: '
-        f'{type(error).__name__}: {cause}'
+        f'{type(error).__name__}: {cause}; once the cause is fixed, the same '
+        'command resumes from the last complete checkpoint'
     )
 
   def read_metadata(self, step: int) -> dict[str, Any]:
@@ -244,13 +258,65 @@ class Checkpointer:
     self._manager.reload()
 
   def wait_until_finished(self) -> None:
+    """Waits for the save in the background.
+
+    Raises:
+      errors.WorkdirError: it failed (naming its step and the cause).
+    """
     try:
       self._manager.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except
-      raise self._save_error(max(self.all_steps(), default=0), e) from None
+      raise self._save_error(self._last_save(), e) from None
+    finally:
+      self._writing = None
+
+  def _last_save(self) -> int:
+    """The step of the save that may still run, else the newest one."""
+    if self._writing is not None:
+      return self._writing
+    return max(self.all_steps(), default=0)
 
   def close(self) -> None:
-    self._manager.close()
+    """Waits for the save in the background, and closes orbax's manager.
+
+    After a failed save (already raised) orbax may raise it again here;
+    that goes to the debug log, not over the error being reported.
+    """
+    try:
+      self._manager.close()
+    except Exception as e:  # pylint: disable=broad-except
+      if not self._failed:
+        raise self._save_error(self._last_save(), e) from None
+      logging.debug('Closing the checkpoints after a failed save: %r', e)
+
+
+# orbax's tree metadata: the file, and the key type of a sequence index.
+_TREE_METADATA_FILE = '_METADATA'
+_SEQUENCE_KEY = 1
+
+
+def saved_checksum(path: Any) -> str:
+  """``checksum`` of the state saved in the orbax item folder ``path``.
+
+  Needs no target structure (a warm start's source state has its own):
+  orbax's tree metadata lists the leaves in the order they were saved,
+  which is the order ``checksum`` hashed them in at save.
+
+  Raises:
+    Exception: of orbax or tensorstore, when the files cannot be read.
+  """
+  path = epath.Path(path)
+  saved = read_as_saved(path)
+  entries = json.loads((path / _TREE_METADATA_FILE).read_text())
+  leaves = []
+  for entry in entries['tree_metadata'].values():
+    node = saved
+    for key in entry['key_metadata']:
+      node = node[
+          int(key['key']) if key['key_type'] == _SEQUENCE_KEY else key['key']
+      ]
+    leaves.append(node)  # None and empty containers: no leaves, as at save.
+  return checksum(leaves)
 
 
 def checksum(tree: Any) -> str:

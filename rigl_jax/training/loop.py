@@ -35,6 +35,7 @@ from rigl_jax.training import preemption as train_preemption
 from rigl_jax.training import processes
 from rigl_jax.training import progress as progress_lib
 from rigl_jax.training import provenance
+from rigl_jax.training import results_file
 from rigl_jax.training import steps
 from rigl_jax.training import warm_start
 from rigl_jax.training import workdir as workdir_lib
@@ -51,13 +52,31 @@ def _host_scalars(tree: dict[str, jax.Array]) -> dict[str, float]:
   return {k: float(v) for k, v in jax.device_get(tree).items()}
 
 
-def _write_json(path: epath.Path, content: dict[str, Any]) -> None:
-  """Writes atomically: a reader never sees a half-written file."""
+def _write_results(workdir: epath.Path, results: dict[str, Any]) -> None:
+  """Writes results.json atomically: a reader never sees half a file.
+
+  Raises:
+    errors.WorkdirError: it could not be written (naming the file and the
+      cause); the final checkpoint holds the run, and the same command
+      writes results.json from it once the cause is gone.
+  """
+  path = workdir / results_file.NAME
   temporary = path.with_name(path.name + '.tmp')
-  temporary.write_text(
-      json.dumps(content, indent=2, sort_keys=True, default=str)
-  )
-  temporary.replace(path)
+  text = json.dumps(results, indent=2, sort_keys=True, default=str)
+  failed = temporary
+  try:
+    temporary.write_text(text)
+    failed = path
+    temporary.replace(path)
+  except Exception as e:  # pylint: disable=broad-except
+    # OSError locally; remote file systems raise their own errors.
+    cause = getattr(e, 'strerror', None) or ' '.join(str(e).split())[:300]
+    raise errors.WorkdirError(
+        f'cannot write {failed}: {cause}. The checkpoint at step '
+        f'{results["num_train_steps"]} in {workdir / "checkpoints"} holds '
+        'the finished run: once the cause is fixed, the same command '
+        f'writes {path} from it without training'
+    ) from None
 
 
 _all_finite = jax.jit(steps.all_finite)
@@ -154,20 +173,27 @@ def train_setup(
         os.path.join(workdir, 'results.json'),
     )
     return finished
+  # Loading (or the first download) can take minutes: say so first.
+  logging.info('Loading the data...')
+  data_start = time.monotonic()
   pipeline = setup.data.create_pipeline(
       process_index=jax.process_index(), process_count=jax.process_count()
   )
+  logging.info('Loaded the data in %.1f s.', time.monotonic() - data_start)
   workdir_lib.check_writable(workdir)
-  # From here on SIGTERM and Ctrl-C mean: checkpoint after the current step
-  # and stop.
+  # From here on SIGTERM, Ctrl-C and SIGHUP mean: checkpoint after the
+  # current step and stop (a second one: stop now).
   with contextlib.ExitStack() as stack:
     # Process 0 holds the lock for all; if it cannot, every process stops.
-    processes.decide_on_first(
-        lambda: stack.enter_context(workdir_lib.Lock(workdir))
-    )
+    lock = workdir_lib.Lock(workdir)
+    processes.decide_on_first(lambda: stack.enter_context(lock))
     preemption = stack.enter_context(
         train_preemption.PreemptionWatch(
-            jax.process_count(), multihost_utils.reached_preemption_sync_point
+            jax.process_count(),
+            multihost_utils.reached_preemption_sync_point,
+            # A second signal exits at once; the workdir is free again.
+            on_abort=lambda: lock.__exit__(None, None, None),
+            checkpoint_dir=os.path.join(workdir, 'checkpoints'),
         )
     )
     results = _Run(
@@ -179,7 +205,7 @@ def train_setup(
     )
     results['wall_time_s'] = time.time() - start_time
     if jax.process_index() == 0:
-      _write_json(epath.Path(workdir) / 'results.json', results)
+      _write_results(epath.Path(workdir), results)
   return results
 
 
@@ -260,6 +286,7 @@ class _Run:
     setup = self.setup
     shardings = compiled_lib.Shardings.of(compiled_lib.create_mesh())
     self.feed = compiled_lib.create_feed(setup.data, self.pipeline, shardings)
+    logging.info('Compiling the steps...')
     self.compiled = compiled_lib.compile_steps(setup, shardings, self.feed)
     logging.info('Compiled the steps in %.1f s.', self.compiled.seconds)
     self.checkpointer = train_checkpoints.Checkpointer(
@@ -342,6 +369,9 @@ class _Run:
     """Logs, evaluates, checkpoints or stops when due after step ``done``."""
     intervals = self.setup.intervals
     num_steps = intervals.num_train_steps
+    # A clock read: a progress line every few seconds, however far apart
+    # the logs are.
+    self.progress.update(done, force=done == num_steps)
     if _every(done, intervals.log_every_steps, num_steps):
       self._log(done)
     if _every(done, intervals.eval_every_steps, num_steps):
@@ -366,11 +396,10 @@ class _Run:
 
   def _log(self, done: int) -> None:
     """Writes the training metrics since the last log and resets them."""
-    num_steps = self.setup.intervals.num_train_steps
     _check_finite(self.train_metrics, self.checkpointer)
     scalars = {f'train/{k}': v for k, v in self.train_metrics.compute().items()}
     scalars['train/learning_rate'] = float(self.learning_rate(done - 1))
-    rate = self.progress.update(done, force=done == num_steps)
+    rate = self.progress.take_rate()
     if rate is not None:
       scalars['steps_per_second'] = rate
     self.writer.write_scalars(done, scalars)

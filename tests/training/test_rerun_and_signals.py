@@ -8,7 +8,6 @@ import pytest
 from rigl_jax import errors
 from rigl_jax.training import compiled as compiled_lib
 from rigl_jax.training import loop
-from rigl_jax.training import preemption
 from tests import fixtures
 
 
@@ -109,14 +108,3 @@ def test_ctrl_c_checkpoints_and_stops_like_sigterm(
   monkeypatch.setattr(compiled_lib, 'evaluate', evaluate)
   results = loop.train_and_evaluate(config, str(tmp_path))
   assert results['steps_this_run'] == 8
-
-
-def test_a_second_ctrl_c_aborts_at_once():
-  previous = signal.getsignal(signal.SIGINT)
-  with preemption.PreemptionWatch(1, lambda step: False) as watch:
-    assert not watch.should_stop(1)
-    signal.raise_signal(signal.SIGINT)
-    assert watch.should_stop(1)
-    with pytest.raises(KeyboardInterrupt):
-      signal.raise_signal(signal.SIGINT)
-  assert signal.getsignal(signal.SIGINT) is previous
