@@ -22,10 +22,13 @@ from typing import Any, Optional
 from absl import logging
 import ml_collections
 
+from rigl_jax import errors
 from rigl_jax import table_provenance
 from rigl_jax.sparse import methods
 from rigl_jax.training import build
+from rigl_jax.training import config as config_lib
 from rigl_jax.training import identity
+from rigl_jax.training import results_file
 
 # Metrics where lower is better; the others are accuracies.
 LOWER_IS_BETTER = ('bits_per_char', 'loss')
@@ -119,13 +122,23 @@ def find_results(paths: Sequence[str]) -> list[str]:
   return sorted(files)
 
 
-def load_runs(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-  """(path, contents) of every results.json found under ``paths``."""
-  runs = []
-  for path in find_results(paths):
-    with open(path, encoding='utf-8') as f:
-      runs.append((path, json.load(f)))
-  return runs
+# What tables read of a results.json: the run's config and metrics.
+RUN_KEYS = ('config', 'eval')
+
+
+def load_runs(
+    paths: Sequence[str], required: Sequence[str] = RUN_KEYS
+) -> list[tuple[str, dict[str, Any]]]:
+  """(path, contents) of every results.json found under ``paths``.
+
+  Raises:
+    errors.ResultsFileError: a file cannot be read or lacks one of
+      ``required`` (naming it); a table without that run would misreport
+      its cell.
+  """
+  return [
+      (path, results_file.read(path, required)) for path in find_results(paths)
+  ]
 
 
 def load_results(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -139,6 +152,15 @@ def default_metric(results: Sequence[dict[str, Any]]) -> str:
       if all('bits_per_char' in r['eval'] for r in results)
       else 'accuracy'
   )
+
+
+def _check_metric(run: Mapping[str, Any], metric: str) -> None:
+  """A metric the run does not have is a typo in --metric, not a bug."""
+  if metric not in run['eval']:
+    raise errors.FlagError(
+        f'--metric: a run has no eval metric {metric!r}; it has '
+        f'{sorted(run["eval"])}'
+    )
 
 
 def cell_key(config: Mapping[str, Any]) -> tuple[str, float]:
@@ -225,11 +247,7 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
   buckets = collections.defaultdict(list)
   method_of = {}
   for run in results:
-    if metric not in run['eval']:
-      raise ValueError(
-          f'a run has no eval metric {metric!r}; it has '
-          f'{sorted(run["eval"])}'
-      )
+    _check_metric(run, metric)
     label, sparsity = cell_key(run['config'])
     variant = _variant(run['config'], keys)
     if variant:
@@ -269,14 +287,8 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
 def _with(
     config: ml_collections.ConfigDict, **values: Any
 ) -> ml_collections.ConfigDict:
-  config = copy.deepcopy(config)
-  for key, value in values.items():
-    *parents, field = key.split('.')
-    block = config
-    for parent in parents:
-      block = block[parent]
-    block[field] = value
-  return config
+  """A copy with dotted keys set; an unknown key is a ``ConfigError``."""
+  return config_lib.set_values(copy.deepcopy(config), values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,14 +328,16 @@ def flops_table(
     methods.get_method_class(name)  # A clear error for a typo.
   by_cell = collections.defaultdict(list)
   for run in results:
+    _check_metric(run, metric)
     by_cell[cell_key(run['config'])].append(float(run['eval'][metric]))
 
   def cell(overrides):
-    report = build.flops_report(_with(config, **overrides))
+    cell_config = _with(config, **overrides)
+    report = build.flops_report(cell_config)
     return Cell(
         report['train_flops_ratio'],
         report['inference_flops_ratio'],
-        tuple(by_cell.get(cell_key(_with(config, **overrides)), ())),
+        tuple(by_cell.get(cell_key(cell_config), ())),
     )
 
   table: Table = {}
@@ -522,6 +536,84 @@ def plot_metric_vs_train_flops(
   plt.close(figure)
 
 
+def _length_curves(
+    results: Sequence[dict[str, Any]], metric: str
+) -> dict[float, dict[str, list[tuple[float, float, Cell]]]]:
+  """sparsity -> row label without its multiplier -> (multiplier, cell)
+  sorted by training FLOPs; dense runs at sparsity 0."""
+  runs = collections.defaultdict(list)
+  for run in results:
+    config = run['config']
+    label, sparsity = cell_key({**config, 'training_multiplier': 1.0})
+    runs[sparsity, label, float(config['training_multiplier'])].append(run)
+  curves = collections.defaultdict(lambda: collections.defaultdict(list))
+  for (sparsity, label, multiplier), group in sorted(runs.items()):
+    cell = Cell(
+        statistics.fmean(r['flops']['train_flops_ratio'] for r in group),
+        statistics.fmean(r['flops']['inference_flops_ratio'] for r in group),
+        tuple(float(r['eval'][metric]) for r in group),
+    )
+    curves[sparsity][label].append((multiplier, cell))
+  for by_label in curves.values():
+    for points in by_label.values():
+      points.sort(key=lambda point: point[1].train_flops_ratio)
+  return curves
+
+
+def plot_metric_vs_training_length(
+    plt, results: Sequence[dict[str, Any]], metric: str, path: str, title: str
+) -> None:
+  """The paper's Figure 2: a panel per sparsity, a line per method through
+  its training multipliers (each point labelled), dense runs dashed."""
+  curves = _length_curves(results, metric)
+  dense = curves.pop(0.0, {})
+  sparsities = sorted(curves)
+  figure, panels = plt.subplots(
+      1, len(sparsities), figsize=(5 * len(sparsities), 4.5), squeeze=False
+  )
+  labels = sorted({label for by_label in curves.values() for label in by_label})
+  cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  colors = {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
+  for axes, sparsity in zip(panels[0], sparsities):
+    for label, points in dense.items():
+      for _, cell in points:
+        axes.axhline(
+            cell.mean, color='gray', linestyle='--', linewidth=1, label=label
+        )
+    for label, points in sorted(curves[sparsity].items()):
+      xs = [cell.train_flops_ratio for _, cell in points]
+      ys = [cell.mean for _, cell in points]
+      axes.errorbar(
+          xs,
+          ys,
+          yerr=[cell.std for _, cell in points],
+          marker='o',
+          capsize=3,
+          color=colors[label],
+          label=label,
+      )
+      for (multiplier, _), x, y in zip(points, xs, ys):
+        axes.annotate(
+            f'{multiplier:g}x',
+            (x, y),
+            textcoords='offset points',
+            xytext=(4, -10),
+            fontsize=7,
+            color=colors[label],
+        )
+    axes.set_xscale('log')
+    axes.set_xlabel('training FLOPs relative to dense 1x (log scale)')
+    axes.set_ylabel(metric)
+    axes.set_title(f'sparsity {sparsity:g}')
+    axes.grid(alpha=0.3, which='both')
+    axes.legend(fontsize=8)
+  if title:
+    figure.suptitle(title)
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)
+
+
 def write_report(
     paths: Sequence[str],
     output_dir: str,
@@ -539,7 +631,7 @@ def write_report(
     command: the command line that made the report, recorded in the
       table's provenance section (default: this function's call).
   """
-  runs = load_runs(paths)
+  runs = load_runs(paths, RUN_KEYS + ('flops',))
   results = [result for _, result in runs]
   command = command or f'reports.write_report({list(paths)!r}, ...)'
   today = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
@@ -578,4 +670,12 @@ def write_report(
       os.path.join(output_dir, 'metric_vs_train_flops.png'),
       title,
   )
+  if len({r['config']['training_multiplier'] for r in results}) > 1:
+    plot_metric_vs_training_length(
+        plt,
+        results,
+        metric,
+        os.path.join(output_dir, 'metric_vs_training_length.png'),
+        title,
+    )
   return text

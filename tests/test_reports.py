@@ -4,9 +4,14 @@ import json
 import os
 import statistics
 
+import subprocess
+import sys
+
 import pytest
 
+from rigl_jax import errors
 from rigl_jax import reports
+from tests import fixtures
 
 
 def write_results(
@@ -92,14 +97,30 @@ def test_means_stds_and_layout(sweep, tmp_path):
   )
   assert rows['Static (uniform)'].endswith('| - | - | - |')
   out = tmp_path / 'out'
-  assert sorted(os.listdir(out)) == [
+  # The runs differ in training_multiplier: the Figure 2 plot too.
+  pngs = [
       'metric_vs_sparsity.png',
       'metric_vs_train_flops.png',
-      'table.md',
+      'metric_vs_training_length.png',
   ]
-  for name in ('metric_vs_sparsity.png', 'metric_vs_train_flops.png'):
+  assert sorted(os.listdir(out)) == pngs + ['table.md']
+  for name in pngs:
     assert (out / name).read_bytes()[:4] == b'\x89PNG'
   assert text in (out / 'table.md').read_text()
+
+
+def test_training_length_curves_join_a_method_s_multipliers(sweep):
+  results = reports.load_results([str(sweep)])
+  curves = reports._length_curves(results, 'accuracy')
+  assert sorted(curves) == [0.0, 0.9, 0.95]
+  rigl = curves[0.9]['RigL (ERK)']
+  # Ordered by training FLOPs, each point with its multiplier and seeds.
+  assert [(m, c.train_flops_ratio, c.metric) for m, c in rigl] == [
+      (1.0, 0.2, (0.95, 0.93)),
+      (5.0, 1.0, (0.96,)),
+  ]
+  assert [m for m, _ in curves[0.9]['Static (uniform)']] == [1.0]
+  assert [m for m, _ in curves[0.0]['Dense']] == [1.0]
 
 
 def test_language_model_metric_is_bits_per_char(tmp_path):
@@ -132,6 +153,50 @@ def test_language_model_metric_is_bits_per_char(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='no results.json'):
     reports.write_report([str(tmp_path)], str(tmp_path / 'out'))
+
+
+def damage(path, how):
+  """A results.json cut short (as by a full disk) or without its keys."""
+  if how == 'cut_short':
+    path.write_text(path.read_text()[:200])
+  else:
+    path.write_text('{"eval": {}}')
+
+
+@pytest.mark.parametrize('how', ['cut_short', 'no_keys'])
+def test_an_unreadable_results_json_is_named(sweep, tmp_path, how):
+  path = sweep / 'rigl9_0' / 'results.json'
+  damage(path, how)
+  with pytest.raises(errors.ResultsFileError) as info:
+    reports.write_report([str(sweep)], str(tmp_path / 'out'))
+  assert str(info.value).startswith(f'{path}: ')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_report_script_names_an_unreadable_results_json_in_one_line(
+    sweep, tmp_path
+):
+  path = sweep / 'rigl9_0' / 'results.json'
+  damage(path, 'cut_short')
+  process = subprocess.run(
+      [
+          sys.executable,
+          'scripts/report.py',
+          f'--output_dir={tmp_path / "out"}',
+          str(sweep),
+      ],
+      cwd=fixtures.REPO_ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+  )
+  assert process.returncode == 1, process.stderr[-2000:]
+  assert 'Traceback' not in process.stderr
+  lines = process.stderr.strip().splitlines()
+  assert lines[-1].startswith(
+      f'report: ResultsFileError: {path}: not valid JSON (cut short or '
+  ), process.stderr[-2000:]
 
 
 def test_runs_differing_in_another_key_are_not_averaged_as_seeds(tmp_path):
