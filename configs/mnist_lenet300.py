@@ -12,7 +12,9 @@ Through TFDS (the ``tfds`` extra; prepare MNIST once with
 
 Expected result (2-core CPU, seed 0): test accuracy 98.18%, test loss 0.0610,
 overall sparsity 0.900 (ERK: Dense_0 0.920, Dense_1 0.770, Dense_2 dense),
-12,000 steps at about 630 steps/s, about 30 s wall time. Other methods and
+12,000 steps at 268 steps/s after 7.2 s of compilation, 59 s in the run and
+63 s for the command (a 2-core CPU on 2026-12-06; such machines differ up to
+4x from one day to the next). Other methods and
 sparsities, three seeds each: docs/results/README.md.
 
 Other methods and sparsities: ``--config.method=set --config.sparsity=0.95``
