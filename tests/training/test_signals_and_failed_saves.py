@@ -257,12 +257,9 @@ def test_two_signals_during_a_long_call_into_c_abort(monkeypatch):
   assert exits == [preemption.ABORTED_EXIT_CODE]
 
 
-@pytest.mark.slow
-def test_a_second_ctrl_c_during_a_save_ends_the_process_at_once(
-    tmp_path, mnist_dir
-):
-  workdir = str(tmp_path / 'run')
-  overrides = {
+def endless_run(mnist_dir):
+  """A Static run that only a signal ends, saving every 20 steps."""
+  return {
       **fixtures.tiny_mnist_overrides(mnist_dir),
       'method': 'static',
       'num_train_steps': 10**6,
@@ -270,6 +267,14 @@ def test_a_second_ctrl_c_during_a_save_ends_the_process_at_once(
       'eval_every_steps': 10**6,
       'checkpoint_every_steps': 20,
   }
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_during_a_save_ends_the_process_at_once(
+    tmp_path, mnist_dir
+):
+  workdir = str(tmp_path / 'run')
+  overrides = endless_run(mnist_dir)
   stderr_path = tmp_path / 'stderr'
   with open(stderr_path, 'w') as stderr:
     process = start_main(workdir, overrides, SLOW_SAVES_AFTER_20, stderr)
@@ -298,14 +303,7 @@ def test_a_second_ctrl_c_during_a_save_ends_the_process_at_once(
 @pytest.mark.slow
 def test_sighup_checkpoints_and_stops_like_sigterm(tmp_path, mnist_dir):
   workdir = str(tmp_path / 'run')
-  overrides = {
-      **fixtures.tiny_mnist_overrides(mnist_dir),
-      'method': 'static',
-      'num_train_steps': 10**6,
-      'log_every_steps': 10**6,
-      'eval_every_steps': 10**6,
-      'checkpoint_every_steps': 20,
-  }
+  overrides = endless_run(mnist_dir)
   stderr_path = tmp_path / 'stderr'
   with open(stderr_path, 'w') as stderr:
     process = start_main(workdir, overrides, '', stderr)
