@@ -19,10 +19,6 @@ REPORT_TABLE = 'mean ± sample std over seeds'
 # goes with it.
 STALE = {
     'after_rigl/mnist/table.md',
-    'mnist/table.md',
-    'mnist_rigl_vs_set/drop_fraction0.5/table.md',
-    'mnist_rigl_vs_set/interval300/table.md',
-    'mnist_rigl_vs_set/multiplier2/table.md',
     'shakespeare/table.md',
     'shakespeare_rigl_vs_set/table.md',
     'structured/mnist/table.md',
