@@ -2,8 +2,8 @@
 
 ``scripts/report.py`` ends every table.md with a provenance section built
 here from the runs' results.json (``provenance``: the rigl_jax commit,
-package versions, device; its date, or the file's modification time for
-runs that predate it). A run without a recorded commit is named as such,
+package versions, device and host CPU; its date, or the file's
+modification time for runs that predate it). A run without a recorded commit is named as such,
 which the docs consistency test refuses, so a stale table cannot pass for
 a current one.
 """
@@ -74,6 +74,9 @@ def section(
       r.get('provenance', {}).get('device_kind') or NOT_RECORDED
       for r in results
   ]
+  host_cpus = [
+      r.get('provenance', {}).get('host_cpu') or NOT_RECORDED for r in results
+  ]
   lines = [
       HEADING,
       '',
@@ -82,5 +85,6 @@ def section(
       f'- rigl_jax commit (runs): {_counted(commits)}.',
       f'- Packages (runs): {_versions(results)}.',
       f'- Devices (runs): {_counted(devices)}.',
+      f'- Host CPU (runs): {_counted(host_cpus)}.',
   ]
   return '\n'.join(lines) + '\n'

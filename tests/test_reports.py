@@ -307,6 +307,7 @@ def test_tables_end_with_their_runs_provenance(sweep, tmp_path):
       'date': '2026-01-02T03:04:05+00:00',
       'versions': {'rigl_jax': '0.1.0', 'jax': '0.10.2', 'optax': None},
       'device_kind': 'cpu',
+      'host_cpu': 'Some CPU',
   }
   recorded.write_text(json.dumps(result))
   out = tmp_path / 'out'
@@ -323,3 +324,4 @@ def test_tables_end_with_their_runs_provenance(sweep, tmp_path):
   )
   assert provenance[5] == '- Packages (runs): jax 0.10.2 (1); optax absent (1).'
   assert provenance[6] == '- Devices (runs): cpu (1), not recorded (7).'
+  assert provenance[7] == '- Host CPU (runs): Some CPU (1), not recorded (7).'

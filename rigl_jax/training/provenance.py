@@ -41,6 +41,23 @@ def git_commit() -> Optional[str]:
   return commit + ('+dirty' if dirty else '')
 
 
+def host_cpu() -> Optional[str]:
+  """The host's CPU model, e.g. 'Intel(R) Xeon(R) Processor'.
+
+  XLA compiles for the host CPU, so one seed's CPU run can end at other
+  numbers on another CPU model.
+  """
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as cpuinfo:
+      for line in cpuinfo:
+        key, _, value = line.partition(':')
+        if key.strip() == 'model name':
+          return value.strip()
+  except OSError:
+    pass  # Not Linux.
+  return platform.processor() or None
+
+
 def describe() -> dict[str, Any]:
   """JSON-able: versions, Python, the devices, the git commit, the UTC date."""
   devices = jax.devices()
@@ -49,6 +66,7 @@ def describe() -> dict[str, Any]:
       'python': platform.python_version(),
       'platform': devices[0].platform,
       'device_kind': devices[0].device_kind,
+      'host_cpu': host_cpu(),
       'git_commit': git_commit(),
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec='seconds'

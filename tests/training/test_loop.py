@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rigl_jax.training import loop
+from rigl_jax.training import provenance as training_provenance
 from rigl_jax.data import device_feed
 from tests import fixtures
 
@@ -221,6 +222,8 @@ def test_results_keep_the_history_and_provenance(tmp_path, mnist_dir):
   provenance = first['provenance']
   assert provenance['versions']['jax'] == jax.__version__
   assert provenance['device_kind']
+  assert provenance['host_cpu'] == training_provenance.host_cpu()
+  assert provenance['host_cpu']  # Linux names its CPU model.
   assert provenance['platform'] == jax.devices()[0].platform
   longer = fixtures.tiny_mnist_config(
       mnist_dir, method='static', num_train_steps=18
