@@ -22,16 +22,20 @@ experiments/landscape_cifar10.py holds the CIFAR-10 version (a WRN-10).
 Runs train under --root: pruning, static, the two restarts from static,
 rigl_s{i} and the tickets of each RigL run. A finished run is reused if its
 config matches, and refused otherwise. The output folder gets
-paths.md/png, restarts.md/png, lottery.md and numbers.json. For models with
+paths.md/png, restarts.md/png, lottery.md and numbers.json; each table ends
+with the command and the provenance of every run. For models with
 BatchNorm, curves are fitted with batch statistics and every evaluated point
 gets its statistics recomputed over training batches (Garipov et al.);
 dropout must be off (e.g. ``--config.model.options.dropout_rate=0.0``).
 """
 
 import copy
+import datetime
 import json
 import os
+import shlex
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -47,6 +51,7 @@ import optax
 from rigl_jax import analysis
 from rigl_jax import command_line
 from rigl_jax import reports
+from rigl_jax import table_provenance
 from rigl_jax.training import build
 from rigl_jax.training import config as config_lib
 from rigl_jax.training import loop
@@ -64,6 +69,10 @@ _FIT_STEPS = flags.DEFINE_integer('fit_steps', 3000, 'Steps of a curve fit.')
 _EVAL_BATCHES = flags.DEFINE_integer(
     'eval_batches', 20, 'Training batches that a point of a path is scored on.'
 )
+_TABLES = ('paths.md', 'restarts.md', 'lottery.md')
+# (results.json path, results) of every run the analyses read, for the
+# tables' provenance.
+_RUNS: dict[str, dict[str, Any]] = {}
 
 
 def train(name: str, **overrides: Any) -> dict[str, Any]:
@@ -73,7 +82,22 @@ def train(name: str, **overrides: Any) -> dict[str, Any]:
   never reused.
   """
   config = config_lib.set_values(copy.deepcopy(_CONFIG.value), overrides)
-  return loop.train_and_evaluate(config, os.path.join(_ROOT.value, name))
+  workdir = os.path.join(_ROOT.value, name)
+  results = loop.train_and_evaluate(config, workdir)
+  _RUNS[os.path.join(workdir, 'results.json')] = results
+  return results
+
+
+def add_provenance(output: str) -> None:
+  """Ends each table with the command and the provenance of every run."""
+  section = table_provenance.section(
+      sorted(_RUNS.items()),
+      command='python ' + shlex.join(sys.argv),
+      today=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
+  )
+  for name in _TABLES:
+    with open(os.path.join(output, name), 'a', encoding='utf-8') as f:
+      f.write('\n' + section)
 
 
 def solution(name: str) -> tuple[Any, Any, Any]:
@@ -360,6 +384,7 @@ def main(argv: list[str]) -> None:
       'restarts': figure_right(static, _OUTPUT.value),
       'lottery': lottery_table(_OUTPUT.value),
   }
+  add_provenance(_OUTPUT.value)
   with open(
       os.path.join(_OUTPUT.value, 'numbers.json'), 'w', encoding='utf-8'
   ) as f:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from rigl_jax import table_provenance
 from rigl_jax.training import build
 from rigl_jax.training import config as run_config
 from tests import fixtures
@@ -65,4 +66,8 @@ def test_writes_the_three_analyses(tmp_path, mnist_dir):
   assert set(numbers['restarts']) == {'start', 'RigL', 'Static'}
   assert all(len(v) == 2 for v in numbers['lottery'].values())
   for name in ('paths.md', 'restarts.md', 'lottery.md'):
-    assert os.path.exists(output / name)
+    table = (output / name).read_text()
+    provenance = table[table.index(table_provenance.HEADING) :]
+    # pruning, static, 2 restarts, 2 seeds x (RigL and two tickets).
+    assert '- Runs: 10, finished ' in provenance, provenance
+    assert 'sparse_landscape.py' in provenance
