@@ -15,12 +15,34 @@ MEAN_AND_STD = re.compile(r'(-?\d+\.\d+)\s+±\s+(\d+\.\d+)')
 REPORT_TABLE = 'mean ± sample std over seeds'
 
 
-def report_tables() -> list[pathlib.Path]:
+# Tables that cannot carry their runs' provenance yet, and why.
+EXEMPT = {
+    # Runs still training: no run has finished, so none has results.
+    'cifar10_wrn22_2/progress.md': 'runs in progress',
+    # Made before runs recorded provenance; regenerate with the README's
+    # command (about an hour on a 2-core machine).
+    'landscape_cifar10/lottery.md': 'predates provenance',
+    'landscape_cifar10/paths.md': 'predates provenance',
+    'landscape_cifar10/restarts.md': 'predates provenance',
+}
+
+
+def tables() -> list[pathlib.Path]:
+  """Every table in docs/results: report.py's and the landscape study's."""
   return sorted(
       path
       for path in RESULTS.rglob('*.md')
-      if REPORT_TABLE in path.read_text(encoding='utf-8')
+      if path.name != 'README.md'
+      and str(path.relative_to(RESULTS)) not in EXEMPT
   )
+
+
+def report_tables() -> list[pathlib.Path]:
+  return [
+      path
+      for path in tables()
+      if REPORT_TABLE in path.read_text(encoding='utf-8')
+  ]
 
 
 def readmes() -> list[pathlib.Path]:
@@ -33,7 +55,7 @@ def test_there_are_tables_and_readmes_to_check():
 
 
 @pytest.mark.parametrize(
-    'table', report_tables(), ids=lambda p: str(p.relative_to(RESULTS))
+    'table', tables(), ids=lambda p: str(p.relative_to(RESULTS))
 )
 def test_every_table_names_the_code_that_made_it(table):
   text = table.read_text(encoding='utf-8')
@@ -71,3 +93,8 @@ def test_readme_numbers_are_in_its_tables(readme):
       f'{readme.relative_to(RESULTS)} quotes numbers no table under '
       f'{folder.relative_to(RESULTS.parent)} holds: {missing}'
   )
+
+
+def test_exempt_tables_exist():
+  missing = sorted(name for name in EXEMPT if not (RESULTS / name).is_file())
+  assert not missing, f'no such tables (remove them from EXEMPT): {missing}'
