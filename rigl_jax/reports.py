@@ -97,10 +97,18 @@ def is_big_sparse(config: Mapping[str, Any]) -> bool:
   )
 
 
-def _method_order(label_and_method: tuple[str, str]) -> tuple[int, str]:
-  label, method = label_and_method
+def _row_order(label: str, config: Mapping[str, Any]) -> tuple[Any, ...]:
+  """Rows by method, then by row without its multiplier, then multiplier
+  as a number (so 5x comes before 5.61x)."""
   order = list(methods.METHODS)
-  return (order.index(method) if method in order else len(order), label)
+  method = config['method']
+  base, _ = cell_key({**config, 'training_multiplier': 1.0})
+  return (
+      order.index(method) if method in order else len(order),
+      base,
+      float(config.get('training_multiplier', 1.0)),
+      label,
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -245,7 +253,7 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
   """
   keys = varying_keys(results)
   buckets = collections.defaultdict(list)
-  method_of = {}
+  order_of = {}
   for run in results:
     _check_metric(run, metric)
     label, sparsity = cell_key(run['config'])
@@ -253,7 +261,7 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
     if variant:
       label += f' [{variant}]'
     buckets[label, sparsity].append(run)
-    method_of[label] = run['config']['method']
+    order_of[label] = _row_order(label, run['config'])
   for (label, sparsity), runs in buckets.items():
     seeds = [run['config'].get('seed') for run in runs]
     repeated = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
@@ -267,7 +275,7 @@ def table_from_results(results: Sequence[dict[str, Any]], metric: str) -> Table:
           repeated,
       )
   table: Table = {}
-  for label, _ in sorted(method_of.items(), key=_method_order):
+  for label in sorted(order_of, key=order_of.get):
     table[label] = {
         sparsity: Cell(
             statistics.fmean(r['flops']['train_flops_ratio'] for r in runs),

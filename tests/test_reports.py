@@ -66,6 +66,10 @@ def sweep(tmp_path):
   write_results(
       root, 'rigl5x', 'rigl', 0.9, 'erk', 0, 0.96, 1.0, 0.1, multiplier=5.0
   )
+  # 'Static longer': a multiplier that sorts after 5x as a number only.
+  write_results(
+      root, 'rigl5.6x', 'rigl', 0.9, 'erk', 0, 0.97, 1.1, 0.1, multiplier=5.6
+  )
   return root
 
 
@@ -83,6 +87,7 @@ def test_means_stds_and_layout(sweep, tmp_path):
       'Static (uniform)',
       'RigL (ERK)',
       'RigL 5x (ERK)',
+      'RigL 5.6x (ERK)',
   ]
   dense_std = statistics.stdev([98.0, 97.0, 96.0])
   # Dense has no sparsity: its numbers fill every sparsity group.
@@ -118,6 +123,7 @@ def test_training_length_curves_join_a_method_s_multipliers(sweep):
   assert [(m, c.train_flops_ratio, c.metric) for m, c in rigl] == [
       (1.0, 0.2, (0.95, 0.93)),
       (5.0, 1.0, (0.96,)),
+      (5.6, 1.1, (0.97,)),
   ]
   assert [m for m, _ in curves[0.9]['Static (uniform)']] == [1.0]
   assert [m for m, _ in curves[0.0]['Dense']] == [1.0]
@@ -317,11 +323,11 @@ def test_tables_end_with_their_runs_provenance(sweep, tmp_path):
   table = (out / 'table.md').read_text()
   provenance = table[table.index('### Provenance') :].splitlines()
   assert provenance[2].startswith('- Table: `python scripts/report.py X`, ')
-  # Eight runs; the fabricated ones record nothing, and say so.
-  assert provenance[3].startswith('- Runs: 8, finished 2026-01-02 to ')
+  # Nine runs; the fabricated ones record nothing, and say so.
+  assert provenance[3].startswith('- Runs: 9, finished 2026-01-02 to ')
   assert provenance[4] == (
-      '- rigl_jax commit (runs): abcdef012345 (1), not recorded (7).'
+      '- rigl_jax commit (runs): abcdef012345 (1), not recorded (8).'
   )
   assert provenance[5] == '- Packages (runs): jax 0.10.2 (1); optax absent (1).'
-  assert provenance[6] == '- Devices (runs): cpu (1), not recorded (7).'
-  assert provenance[7] == '- Host CPU (runs): Some CPU (1), not recorded (7).'
+  assert provenance[6] == '- Devices (runs): cpu (1), not recorded (8).'
+  assert provenance[7] == '- Host CPU (runs): Some CPU (1), not recorded (8).'
