@@ -8,7 +8,10 @@ FLOPs of RigL 5x), and the dense model at 1x; three seeds each (105 runs).
   python scripts/sweep.py experiments/training_length_mnist.py \
       --root=/tmp/sweeps --set=dataset.local_dir=../shared/data/mnist --run
   python scripts/report.py --output_dir=docs/results/training_length_mnist \
+      --title="Training length, LeNet-300-100 on MNIST" \
       /tmp/sweeps/training_length_mnist
+
+Results and the paper's claims: docs/results/training_length_mnist/.
 """
 
 import itertools
