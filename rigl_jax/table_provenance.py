@@ -3,9 +3,9 @@
 ``scripts/report.py`` ends every table.md with a provenance section built
 here from the runs' results.json (``provenance``: the rigl_jax commit,
 package versions, device and host CPU; its date, or the file's
-modification time for runs that predate it). A run without a recorded commit is named as such,
-which the docs consistency test refuses, so a stale table cannot pass for
-a current one.
+modification time for runs that predate it). A run without a recorded
+commit is named as such, which the docs consistency test refuses, so a
+stale table cannot pass for a current one.
 """
 
 import collections

@@ -15,15 +15,15 @@ MEAN_AND_STD = re.compile(r'(-?\d+\.\d+)\s+±\s+(\d+\.\d+)')
 REPORT_TABLE = 'mean ± sample std over seeds'
 
 
-# Tables that cannot carry their runs' provenance yet, and why.
+# Tables that cannot carry their runs' provenance yet.
 EXEMPT = {
     # Runs still training: no run has finished, so none has results.
-    'cifar10_wrn22_2/progress.md': 'runs in progress',
+    'cifar10_wrn22_2/progress.md',
     # Made before runs recorded provenance; regenerate with the README's
     # command (about an hour on a 2-core machine).
-    'landscape_cifar10/lottery.md': 'predates provenance',
-    'landscape_cifar10/paths.md': 'predates provenance',
-    'landscape_cifar10/restarts.md': 'predates provenance',
+    'landscape_cifar10/lottery.md',
+    'landscape_cifar10/paths.md',
+    'landscape_cifar10/restarts.md',
 }
 
 
