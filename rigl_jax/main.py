@@ -16,6 +16,7 @@ With --distributed, every process runs the same command (see
 docs/multihost.md); a process whose peer dies exits 1 within seconds.
 """
 
+import json
 import logging as pylogging
 import os
 import threading
@@ -30,6 +31,7 @@ from rigl_jax import command_line
 from rigl_jax import errors
 from rigl_jax.training import loop
 from rigl_jax.training import processes
+from rigl_jax.training import provenance
 from rigl_jax.training import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -149,6 +151,11 @@ def main(argv):
       jax.process_index(),
       jax.process_count(),
       jax.local_devices(),
+  )
+  # One line a run still training can be traced by (scripts/run_progress.py
+  # reads it); a finished run also keeps it in results.json.
+  logging.info(
+      'Provenance: %s', json.dumps(provenance.describe(), sort_keys=True)
   )
   config = _CONFIG.value  # Loaded, or refused while parsing the flags.
   workdir = _WORKDIR.value

@@ -58,7 +58,10 @@ def _versions(results: Sequence[Mapping[str, Any]]) -> str:
 
 
 def section(
-    runs: Sequence[tuple[str, Mapping[str, Any]]], command: str, today: str
+    runs: Sequence[tuple[str, Mapping[str, Any]]],
+    command: str,
+    today: str,
+    dated_by: str = 'finished',
 ) -> str:
   """The markdown provenance section of a table made by ``command``.
 
@@ -66,6 +69,8 @@ def section(
     runs: (results.json path, its contents) of every run in the table.
     command: the command line that wrote the table.
     today: the table's date, YYYY-MM-DD (UTC).
+    dated_by: what the runs' dates are, for runs still training
+      ('last started').
   """
   results = [result for _, result in runs]
   commits = [_short_commit(r) for r in results]
@@ -81,7 +86,7 @@ def section(
       HEADING,
       '',
       f'- Table: `{command}`, {today}.',
-      f'- Runs: {len(runs)}, finished {dates[0]} to {dates[-1]}.',
+      f'- Runs: {len(runs)}, {dated_by} {dates[0]} to {dates[-1]}.',
       f'- rigl_jax commit (runs): {_counted(commits)}.',
       f'- Packages (runs): {_versions(results)}.',
       f'- Devices (runs): {_counted(devices)}.',

@@ -16,7 +16,7 @@
 # - After SECONDS the runs write a checkpoint and stop (scripts/sweep.py
 #   --time_budget); the workdirs, less the compilation cache, go to
 #   OUT_DIR/runs.tar.xz.aa, .ab, ... (15 MiB pieces) and each run's eval
-#   history to OUT_DIR/progress.md.
+#   history and provenance to OUT_DIR/progress.md.
 set -uo pipefail
 # fail MESSAGE [STATUS]: one line on stderr, as the other command lines.
 fail() { echo "gpu_wrn22_runs.sh: $1" >&2; exit "${2:-2}"; }

@@ -5,26 +5,44 @@ r"""Where each run under a sweep root stands, from its workdir, as Markdown.
 A row per workdir: finished or not, the step of its latest checkpoint
 (where the same command resumes), its latest training speed and every
 evaluation so far, read from results.json when the run has finished and
-from the log.txt that scripts/sweep.py writes otherwise.
+from the log.txt that scripts/sweep.py writes otherwise. The table ends with
+the runs' provenance (commit, packages, device, host CPU): from results.json,
+or from the line every session of rigl_jax.main logs at its start.
 """
 
+import datetime
 import json
 import os
 import re
+import shlex
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from rigl_jax import table_provenance
 
 # The metric lines of the run's log: '[STEP] eval/loss=..., eval/accuracy=...'.
 _METRICS = re.compile(r'\] \[(\d+)\] (.*)$')
+# The line rigl_jax.main logs at the start of every session.
+_PROVENANCE = re.compile(r'\] Provenance: (\{.*\})$')
 
 
-def _log_metrics(path: str) -> tuple[dict[int, float], float]:
-  """{step: eval accuracy} and the last steps/s in a run's log.txt."""
-  evals, speed = {}, float('nan')
+def _log_metrics(path: str) -> tuple[dict[int, float], float, dict[str, Any]]:
+  """{step: eval accuracy}, the last steps/s and the last session's provenance.
+
+  Read from a run's log.txt.
+  """
+  evals, speed, provenance = {}, float('nan'), {}
   if not os.path.exists(path):
-    return evals, speed
+    return evals, speed, provenance
   with open(path, errors='replace') as f:
     for line in f:
+      started = _PROVENANCE.search(line)
+      if started:
+        try:
+          provenance = json.loads(started.group(1))
+        except ValueError:
+          pass  # A line cut short by a killed run: an earlier one stands.
+        continue
       match = _METRICS.search(line)
       if not match:
         continue
@@ -37,7 +55,7 @@ def _log_metrics(path: str) -> tuple[dict[int, float], float]:
         evals[int(match.group(1))] = float(values['eval/accuracy'])
       if 'steps_per_second' in values:
         speed = float(values['steps_per_second'])
-  return evals, speed
+  return evals, speed, provenance
 
 
 def _latest_checkpoint(workdir: str) -> int:
@@ -50,9 +68,12 @@ def _latest_checkpoint(workdir: str) -> int:
   return max(steps, default=0)
 
 
-def row(workdir: str) -> list[str]:
+def row(workdir: str) -> tuple[list[str], tuple[str, dict[str, Any]]]:
+  """The run's table row; (its record's path, {'provenance': ...})."""
   results_path = os.path.join(workdir, 'results.json')
-  evals, speed = _log_metrics(os.path.join(workdir, 'log.txt'))
+  log_path = os.path.join(workdir, 'log.txt')
+  evals, speed, provenance = _log_metrics(log_path)
+  record = log_path if os.path.exists(log_path) else workdir
   finished = 'no'
   if os.path.exists(results_path):
     try:
@@ -74,14 +95,17 @@ def row(workdir: str) -> list[str]:
       finished, evals = 'yes', final_evals
       # None when the session only evaluated (results.json rewritten).
       speed = results.get('steps_per_second') or speed
+      if isinstance(results.get('provenance'), dict):
+        provenance, record = results['provenance'], results_path
   history = ', '.join(f'{s}: {a:.4f}' for s, a in sorted(evals.items()))
-  return [
+  cells = [
       os.path.basename(workdir),
       finished,
       str(_latest_checkpoint(workdir)),
       f'{speed:.1f}',
       history or '-',
   ]
+  return cells, (record, {'provenance': provenance})
 
 
 def _fail(message: str, exit_code: int) -> NoReturn:
@@ -96,17 +120,31 @@ def main(argv: list[str]) -> None:
   root = argv[1]
   if not os.path.isdir(root):
     _fail(f'{root}: no such directory', 1)
-  rows = [
-      row(os.path.join(root, name))
-      for name in sorted(os.listdir(root))
-      if os.path.isdir(os.path.join(root, name))
-  ]
+  rows, runs = [], []
+  for name in sorted(os.listdir(root)):
+    if os.path.isdir(os.path.join(root, name)):
+      cells, run = row(os.path.join(root, name))
+      rows.append(cells)
+      runs.append(run)
   print(
       '| run | finished | checkpoint step | steps/s | eval accuracy by step |'
   )
   print('|---|---|---|---|---|')
   for r in rows:
     print('| ' + ' | '.join(r) + ' |')
+  if runs:
+    print()
+    print(
+        table_provenance.section(
+            runs,
+            command='python ' + shlex.join(argv),
+            today=datetime.datetime.now(datetime.timezone.utc).strftime(
+                '%Y-%m-%d'
+            ),
+            dated_by='last recorded',
+        ),
+        end='',
+    )
 
 
 if __name__ == '__main__':

@@ -17,7 +17,8 @@ REPORT_TABLE = 'mean ± sample std over seeds'
 
 # Tables that cannot carry their runs' provenance yet.
 EXEMPT = {
-    # Runs still training: no run has finished, so none has results.
+    # Runs still training, logged before a session's log named its code;
+    # scripts/run_progress.py's next table carries the provenance.
     'cifar10_wrn22_2/progress.md',
     # Made before runs recorded provenance; regenerate with the README's
     # command (about an hour on a 2-core machine).

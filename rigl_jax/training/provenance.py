@@ -31,13 +31,22 @@ def _git(*args: str) -> str:
   ).stdout.strip()
 
 
+# Names the commit where the code runs outside a git checkout (a wheel, or
+# a copy of a checkout sent to another machine without its .git).
+COMMIT_VARIABLE = 'RIGL_JAX_COMMIT'
+
+
 def git_commit() -> Optional[str]:
-  """The commit of the rigl_jax checkout in use ('+dirty' if edited)."""
+  """The commit of the rigl_jax checkout in use ('+dirty' if edited).
+
+  Outside a git checkout: $RIGL_JAX_COMMIT, else None.
+  """
   try:
     commit = _git('rev-parse', 'HEAD')
     dirty = _git('status', '--porcelain', '--untracked-files=no')
   except (OSError, subprocess.SubprocessError):
-    return None  # Not a git checkout (an installed wheel), or no git.
+    # Not a git checkout, or no git.
+    return os.environ.get(COMMIT_VARIABLE) or None
   return commit + ('+dirty' if dirty else '')
 
 
