@@ -20,11 +20,6 @@ EXEMPT = {
     # Runs still training, logged before a session's log named its code;
     # scripts/run_progress.py's next table carries the provenance.
     'cifar10_wrn22_2/progress.md',
-    # Made before runs recorded provenance; regenerate with the README's
-    # command (about an hour on a 2-core machine).
-    'landscape_cifar10/lottery.md',
-    'landscape_cifar10/paths.md',
-    'landscape_cifar10/restarts.md',
 }
 
 
