@@ -11,7 +11,6 @@ config's FLOPs reports (with metrics from finished runs, if given).
 import collections
 import copy
 import dataclasses
-import datetime
 import glob
 import json
 import os
@@ -642,7 +641,6 @@ def write_report(
   runs = load_runs(paths, RUN_KEYS + ('flops',))
   results = [result for _, result in runs]
   command = command or f'reports.write_report({list(paths)!r}, ...)'
-  today = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
   metric = metric or default_metric(results)
   table = table_from_results(results, metric)
   os.makedirs(output_dir, exist_ok=True)
@@ -656,7 +654,7 @@ def write_report(
         f'{better} is better. FLOPs relative to the dense model (train: '
         'dense at the 1x schedule).\n\n' + text + '\n\n'
     )
-    f.write(table_provenance.section(runs, command, today))
+    f.write(table_provenance.section(runs, command))
   plt = pyplot()
   if plt is None:
     print(

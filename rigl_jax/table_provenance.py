@@ -11,11 +11,18 @@ stale table cannot pass for a current one.
 import collections
 import datetime
 import os
+import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 HEADING = '### Provenance'
 NOT_RECORDED = 'not recorded'
+
+
+def script_command() -> str:
+  """This process's command line, as a table's provenance names it."""
+  return 'python ' + shlex.join(sys.argv)
 
 
 def run_date(path: str, result: Mapping[str, Any]) -> str:
@@ -60,7 +67,6 @@ def _versions(results: Sequence[Mapping[str, Any]]) -> str:
 def section(
     runs: Sequence[tuple[str, Mapping[str, Any]]],
     command: str,
-    today: str,
     dated_by: str = 'finished',
 ) -> str:
   """The markdown provenance section of a table made by ``command``.
@@ -68,10 +74,10 @@ def section(
   Args:
     runs: (results.json path, its contents) of every run in the table.
     command: the command line that wrote the table.
-    today: the table's date, YYYY-MM-DD (UTC).
-    dated_by: what the runs' dates are, for runs still training
-      ('last started').
+    dated_by: what the runs' dates are ('last recorded' for runs still
+      training).
   """
+  today = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
   results = [result for _, result in runs]
   commits = [_short_commit(r) for r in results]
   dates = sorted(run_date(path, result) for path, result in runs)

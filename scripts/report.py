@@ -27,14 +27,13 @@ it from the run's last checkpoint.
 """
 
 from collections.abc import Sequence
-import shlex
-import sys
 
 from absl import app
 from absl import flags
 
 from rigl_jax import command_line
 from rigl_jax import reports
+from rigl_jax import table_provenance
 
 _OUTPUT_DIR = flags.DEFINE_string(
     'output_dir', None, 'Where table.md and the plots go.'
@@ -57,7 +56,7 @@ def main(argv: Sequence[str]) -> None:
       _OUTPUT_DIR.value,
       _METRIC.value,
       _TITLE.value,
-      command='python ' + shlex.join(sys.argv),
+      command=table_provenance.script_command(),
   )
   print(table)
 

@@ -10,11 +10,9 @@ the runs' provenance (commit, packages, device, host CPU): from results.json,
 or from the line every session of rigl_jax.main logs at its start.
 """
 
-import datetime
 import json
 import os
 import re
-import shlex
 import sys
 from typing import Any, NoReturn
 
@@ -136,12 +134,7 @@ def main(argv: list[str]) -> None:
     print()
     print(
         table_provenance.section(
-            runs,
-            command='python ' + shlex.join(argv),
-            today=datetime.datetime.now(datetime.timezone.utc).strftime(
-                '%Y-%m-%d'
-            ),
-            dated_by='last recorded',
+            runs, table_provenance.script_command(), dated_by='last recorded'
         ),
         end='',
     )

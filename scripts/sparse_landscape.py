@@ -30,12 +30,9 @@ dropout must be off (e.g. ``--config.model.options.dropout_rate=0.0``).
 """
 
 import copy
-import datetime
 import json
 import os
-import shlex
 import statistics
-import sys
 import time
 from typing import Any
 
@@ -91,9 +88,7 @@ def train(name: str, **overrides: Any) -> dict[str, Any]:
 def add_provenance(output: str) -> None:
   """Ends each table with the command and the provenance of every run."""
   section = table_provenance.section(
-      sorted(_RUNS.items()),
-      command='python ' + shlex.join(sys.argv),
-      today=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
+      sorted(_RUNS.items()), table_provenance.script_command()
   )
   for name in _TABLES:
     with open(os.path.join(output, name), 'a', encoding='utf-8') as f:
